@@ -1,0 +1,1 @@
+"""Adapters to optional backends; importing this package registers them without importing them."""
