@@ -108,8 +108,11 @@ class ArraySampler(dimod.Sampler, abc.ABC):  # type: ignore[misc]
         start = time.perf_counter()
         bqm = as_bqm(bqm, allow_empty=True)
         parameters = self.remove_unknown_kwargs(**parameters)
-        num_reads = check_positive_int(
-            "num_reads", parameters.pop("num_reads", None) or self.default_num_reads
+        raw_reads = parameters.pop("num_reads", None)
+        num_reads = (
+            self.default_num_reads
+            if raw_reads is None
+            else check_positive_int("num_reads", raw_reads)
         )
         time_limit = check_time_limit(parameters.pop("time_limit", None))
         seed = check_seed(parameters.pop("seed", None))
