@@ -55,7 +55,8 @@ def validate_bqm(bqm: dimod.BinaryQuadraticModel, *, allow_empty: bool = False) 
         raise InvalidModelError("the model is empty: it has no variables")
     if not math.isfinite(bqm.offset):
         raise InvalidModelError(f"the offset is not finite ({bqm.offset})")
-    ldata, (irow, icol, qdata), _ = bqm.to_numpy_vectors()
+    vectors: Any = bqm.to_numpy_vectors()
+    ldata, (irow, icol, qdata), _ = vectors[0], vectors[1], vectors[2]
     if not np.all(np.isfinite(ldata)):
         idx = int(np.flatnonzero(~np.isfinite(ldata))[0])
         v = bqm.variables[idx]
@@ -106,7 +107,9 @@ def _bqm_from_ising(h: Any, J: Any) -> dimod.BinaryQuadraticModel:
     for v, bias in items:
         bqm.add_linear(v, _check_number(bias, f"h[{v!r}]"))
     if not isinstance(J, Mapping):
-        raise InvalidModelError(f"Ising J must be a mapping {{(u, v): bias}}; got {type(J).__name__}")
+        raise InvalidModelError(
+            f"Ising J must be a mapping {{(u, v): bias}}; got {type(J).__name__}"
+        )
     for key, bias in J.items():
         if not (isinstance(key, tuple) and len(key) == 2):
             raise InvalidModelError(f"Ising J keys must be pairs (u, v); got {key!r}")
@@ -148,7 +151,8 @@ class IsingArrays:
         """Build the SPIN arrays of ``bqm`` (converted from BINARY if needed)."""
         spin = bqm if bqm.vartype is dimod.SPIN else bqm.change_vartype(dimod.SPIN, inplace=False)
         labels = list(spin.variables)
-        ldata, (irow, icol, qdata), offset = spin.to_numpy_vectors(variable_order=labels)
+        vectors: Any = spin.to_numpy_vectors(variable_order=labels)
+        ldata, (irow, icol, qdata), offset = vectors[0], vectors[1], vectors[2]
         n = len(labels)
         rows = np.concatenate([irow, icol]).astype(np.int64)
         cols = np.concatenate([icol, irow]).astype(np.int32)

@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import dimod
+from dimod.core.sampler import Sampler
 
 from nqba.engine.errors import UnknownSolverError
 
@@ -16,16 +16,16 @@ class SolverEntry:
     """How to build one solver, and what it is."""
 
     name: str
-    factory: Callable[[], dimod.Sampler] | str  # a callable, or "module:attribute" imported on use
+    factory: Callable[[], Sampler] | str  # a callable, or "module:attribute" imported on use
     description: str
     builtin: bool
 
-    def create(self) -> dimod.Sampler:
+    def create(self) -> Sampler:
         if callable(self.factory):
             return self.factory()
         module, _, attr = self.factory.partition(":")
         cls = getattr(importlib.import_module(module), attr)
-        sampler: dimod.Sampler = cls()
+        sampler: Sampler = cls()
         return sampler
 
 
@@ -34,7 +34,7 @@ _REGISTRY: dict[str, SolverEntry] = {}
 
 def register_solver(
     name: str,
-    factory: Callable[[], dimod.Sampler] | str,
+    factory: Callable[[], Sampler] | str,
     description: str,
     *,
     builtin: bool = False,
@@ -49,7 +49,7 @@ def solver_entries() -> list[SolverEntry]:
     return sorted(_REGISTRY.values(), key=lambda e: (not e.builtin, e.name))
 
 
-def get_solver(name: str) -> dimod.Sampler:
+def get_solver(name: str) -> Sampler:
     """A new instance of the solver registered as ``name``."""
     _load_defaults()
     try:

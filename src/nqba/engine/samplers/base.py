@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import dimod
 import numpy as np
 import numpy.typing as npt
+from dimod.core.sampler import Sampler
 
 from nqba.engine.errors import InvalidParameterError
 from nqba.engine.model import IsingArrays, as_bqm
@@ -63,9 +64,13 @@ def check_time_limit(value: Any) -> float | None:
     try:
         t = float(value)
     except (TypeError, ValueError):
-        raise InvalidParameterError(f"time_limit must be a number of seconds; got {value!r}") from None
+        raise InvalidParameterError(
+            f"time_limit must be a number of seconds; got {value!r}"
+        ) from None
     if not math.isfinite(t) or t <= 0:
-        raise InvalidParameterError(f"time_limit must be a positive number of seconds; got {value!r}")
+        raise InvalidParameterError(
+            f"time_limit must be a positive number of seconds; got {value!r}"
+        )
     return t
 
 
@@ -78,7 +83,7 @@ def check_seed(value: Any) -> int:
     return int(value)
 
 
-class ArraySampler(dimod.Sampler, abc.ABC):  # type: ignore[misc]
+class ArraySampler(Sampler, abc.ABC):
     """Base of the built-in samplers: validates, converts to arrays, times, sorts the result."""
 
     name: ClassVar[str]
@@ -87,7 +92,12 @@ class ArraySampler(dimod.Sampler, abc.ABC):  # type: ignore[misc]
 
     @property
     def parameters(self) -> dict[str, list[str]]:
-        common = {"num_reads": [], "seed": [], "time_limit": [], "num_threads": []}
+        common: dict[str, list[str]] = {
+            "num_reads": [],
+            "seed": [],
+            "time_limit": [],
+            "num_threads": [],
+        }
         return common | {p: [] for p in self.extra_parameters}
 
     @property
@@ -159,14 +169,12 @@ class ArraySampler(dimod.Sampler, abc.ABC):  # type: ignore[misc]
         bqm: dimod.BinaryQuadraticModel, labels: list[Any], result: RunResult
     ) -> dimod.SampleSet:
         spins = np.asarray(result.spins, dtype=np.int8)
-        if bqm.vartype is dimod.BINARY:
-            values = ((spins + 1) // 2).astype(np.int8)
-        else:
-            values = spins
-        energies = bqm.energies((values, labels)) if len(labels) else np.full(
-            len(values), bqm.offset
+        values = ((spins + 1) // 2).astype(np.int8) if bqm.vartype is dimod.BINARY else spins
+        energies = (
+            bqm.energies((values, labels)) if len(labels) else np.full(len(values), bqm.offset)
         )
         order = np.argsort(energies, kind="stable")
-        return dimod.SampleSet.from_samples(
+        sampleset: dimod.SampleSet = dimod.SampleSet.from_samples(  # type: ignore[no-untyped-call]
             (values[order], labels), bqm.vartype, energy=np.asarray(energies)[order]
         )
+        return sampleset
