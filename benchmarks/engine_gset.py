@@ -1,0 +1,405 @@
+"""G-set max-cut: our samplers against dwave-samplers SA and tabu, side by side in one run.
+
+For each instance and solver, every setting of a small grid (num_sweeps for the annealers,
+max_iter / timeout for tabu) runs ``--reads`` reads on one thread; the setting with the
+shortest TTS99 at 100 % of best-known is kept and reported. Cuts are computed from the
+returned partitions, not from energies. TTS99 = t_read * ln(0.01) / ln(1 - p) (t_read if
+p = 1, inf if p = 0), with t_read the CPU time of the calling thread per read (every solver
+here runs in it; on a shared machine wall time is noisy, so both are printed). The ratio
+column is TTS99(solver) / TTS99(dwave SA at its best setting).
+
+Two generated instances follow (skip them with ``--no-generated``): a G22-like random graph
+(n = 2000, 19990 edges, weight +1) and a 100 x 100 toroidal grid with +-1 weights (G62-G81
+family shape).
+They have no literature value, so "best-known" is the best cut found by any solver in this
+run, including a long reference run; each solver then gets 10 s on one core.
+
+Run: ``.venv/bin/python benchmarks/engine_gset.py [--quick] [--reads N] [--json out.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dimod
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from nqba.config import get_settings
+from nqba.engine.io import read_gset
+from nqba.engine.maxcut import Graph, cut_values, maxcut_bqm
+from nqba.engine.registry import get_solver
+
+BEST_KNOWN = {"G1": 11624, "G2": 11620, "G3": 11622, "G11": 564, "G14": 3064, "G15": 3050}
+LEVELS = (0.995, 0.999, 1.0)
+
+Factory = Callable[[], Any]
+
+
+@dataclass
+class Solver:
+    """A sampler under test and the grid of settings it is tuned over."""
+
+    name: str
+    factory: Factory
+    grid: list[dict[str, Any]]
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Row:
+    """The measured result of one solver at one setting on one instance."""
+
+    instance: str
+    solver: str
+    setting: dict[str, Any]
+    reads: int
+    t_read_s: float
+    wall_read_s: float
+    best_cut: float
+    p: dict[str, float]
+    tts99_s: float
+    ratio_vs_dwave_sa: float = math.nan
+    # the same solver's best setting for the 99.9 % target (it may differ from this row's)
+    setting_999: dict[str, Any] = field(default_factory=dict)
+    tts99_999_s: float = math.nan
+    ratio_999_vs_dwave_sa: float = math.nan
+
+
+def tts99(t_read: float, p: float) -> float:
+    """Time to reach the target with 99 % probability from per-read time and success rate."""
+    if p <= 0.0:
+        return math.inf
+    if p >= 1.0:
+        return t_read
+    return t_read * math.log(0.01) / math.log(1.0 - p)
+
+
+def solvers(quick: bool) -> list[Solver]:
+    """Our samplers and the dwave-samplers baselines, each with its grid of settings."""
+    sweeps = [250, 1000, 4000] if quick else [250, 500, 1000, 2000, 5000, 10000, 20000]
+    pt_grid = (
+        [(1000, 8), (1000, 24)]
+        if quick
+        else [(250, 8), (1000, 8), (500, 24), (1000, 24), (2000, 24)]
+    )
+    from dwave.samplers import SimulatedAnnealingSampler as DwaveSA
+    from dwave.samplers import TabuSampler as DwaveTabu
+
+    out = [
+        Solver("sa", lambda: get_solver("sa"), [{"num_sweeps": s} for s in sweeps]),
+        Solver(
+            "pt",
+            lambda: get_solver("pt"),
+            [{"num_sweeps": s, "num_replicas": r} for s, r in pt_grid],
+        ),
+    ]
+    tabu_file = Path(__file__).resolve().parents[1] / "src/nqba/engine/samplers/tabu.py"
+    if tabu_file.is_file():
+        iters = [40_000, 160_000] if quick else [20_000, 40_000, 160_000, 640_000]
+        out.append(Solver("tabu", lambda: get_solver("tabu"), [{"max_iter": k} for k in iters]))
+    out.append(Solver("dwave-sa", DwaveSA, [{"num_sweeps": s} for s in sweeps]))
+    timeouts = [20, 100] if quick else [10, 20, 50, 100, 200]
+    out.append(Solver("dwave-tabu", DwaveTabu, [{"timeout": t} for t in timeouts]))
+    return out
+
+
+def run_setting(
+    solver: Solver, bqm: dimod.BinaryQuadraticModel, graph: Graph, reads: int, seed: int
+) -> tuple[float, float, np.ndarray[Any, Any]]:
+    """CPU and wall seconds per read and the cut of every read, for one solver at one setting.
+
+    The CPU time is that of the calling thread, where every solver here runs (one thread);
+    it is the figure used for TTS because the machine is shared and wall time is noisy.
+    """
+    sampler = solver.factory()
+    start, cpu = time.perf_counter(), time.thread_time()
+    ss = sampler.sample(bqm, num_reads=reads, seed=seed, **solver.fixed, **solver.grid[0])
+    elapsed, cpu = time.perf_counter() - start, time.thread_time() - cpu
+    return cpu / reads, elapsed / reads, cut_values(graph, ss)
+
+
+def measure(
+    name: str, graph: Graph, best: float, solver: Solver, reads: int, seed: int
+) -> list[Row]:
+    """One row per setting of ``solver`` on the instance."""
+    bqm = maxcut_bqm(graph)
+    rows = []
+    for setting in solver.grid:
+        one = Solver(solver.name, solver.factory, [setting], solver.fixed)
+        t_read, wall, cuts = run_setting(one, bqm, graph, reads, seed)
+        p = {f"{lv:.1%}": float(np.mean(cuts >= math.ceil(lv * best - 1e-9))) for lv in LEVELS}
+        rows.append(
+            Row(
+                name,
+                solver.name,
+                setting,
+                reads,
+                t_read,
+                wall,
+                float(cuts.max()),
+                p,
+                tts99(t_read, p["100.0%"]),
+            )
+        )
+    return rows
+
+
+def best_row(rows: list[Row]) -> Row:
+    """The setting with the shortest TTS99 at 100 %; ties (inf) go to 99.9 %, then 99.5 %."""
+
+    def key(r: Row) -> tuple[float, float, float]:
+        return (r.tts99_s, tts99(r.t_read_s, r.p["99.9%"]), tts99(r.t_read_s, r.p["99.5%"]))
+
+    return min(rows, key=key)
+
+
+def warm_up(solver_list: list[Solver], graph: Graph) -> None:
+    """Compile and load every sampler once so no measurement pays for it."""
+    bqm = maxcut_bqm(graph)
+    for s in solver_list:
+        s.factory().sample(bqm, num_reads=1, seed=0, **s.grid[0])
+
+
+def g22_like(seed: int = 22) -> Graph:
+    """A random graph shaped like G22: n = 2000, 19990 distinct edges, weight +1."""
+    rng = np.random.default_rng(seed)
+    n, m = 2000, 19990
+    seen: set[tuple[int, int]] = set()
+    while len(seen) < m:
+        i, j = (int(x) for x in rng.integers(0, n, size=2))
+        if i != j:
+            seen.add((min(i, j), max(i, j)))
+    edges = np.array(sorted(seen), dtype=np.int64)
+    return Graph(n, edges, np.ones(m))
+
+
+def torus(side: int = 100, seed: int = 62) -> Graph:
+    """A side x side toroidal grid with +-1 weights (G62-G81 family shape)."""
+    rng = np.random.default_rng(seed)
+    idx = np.arange(side * side).reshape(side, side)
+    right = np.column_stack([idx.ravel(), np.roll(idx, -1, axis=1).ravel()])
+    down = np.column_stack([idx.ravel(), np.roll(idx, -1, axis=0).ravel()])
+    edges = np.vstack([right, down]).astype(np.int64)
+    weights = rng.choice([-1.0, 1.0], size=len(edges))
+    return Graph(side * side, edges, weights)
+
+
+def generated_runs(quick: bool, console: Console) -> list[dict[str, Any]]:
+    """Best cut within a time budget on one core, against a longer reference run."""
+    budget = 2.0 if quick else 10.0
+    out = []
+    for name, graph, sweeps in (("G22-like", g22_like(), 20000), ("torus-100x100", torus(), 20000)):
+        bqm = maxcut_bqm(graph)
+        found: dict[str, float] = {}
+        times: dict[str, float] = {}
+        runs: list[tuple[str, dict[str, Any]]] = [
+            ("sa", {"num_sweeps": sweeps // (4 if quick else 1), "num_reads": 1000}),
+            ("pt", {"num_sweeps": 1_000_000, "num_reads": 1}),
+            ("tabu", {"num_reads": 1000}),
+        ]
+        for solver, params in runs:
+            start = time.perf_counter()
+            ss = get_solver(solver).sample(bqm, seed=1, time_limit=budget, **params)
+            times[solver] = time.perf_counter() - start
+            found[solver] = float(cut_values(graph, ss).max())
+        start = time.perf_counter()
+        reference = get_solver("sa").sample(
+            bqm,
+            seed=2,
+            num_reads=4 if not quick else 1,
+            num_sweeps=sweeps * (5 if not quick else 1),
+        )
+        ref_s = time.perf_counter() - start
+        ref_cut = float(cut_values(graph, reference).max())
+        best = max([ref_cut, *found.values()])
+        for solver in found:
+            gap = (best - found[solver]) / best
+            out.append(
+                {
+                    "instance": name,
+                    "solver": solver,
+                    "budget_s": budget,
+                    "wall_s": times[solver],
+                    "cut": found[solver],
+                    "best_in_run": best,
+                    "gap": gap,
+                    "reference_sa_cut": ref_cut,
+                    "reference_s": ref_s,
+                }
+            )
+        console.print(f"{name}: reference run (sa, {ref_s:.1f} s) cut {ref_cut:.0f}")
+    return out
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return f"{x:.{digits}f}" if math.isfinite(x) else ("inf" if x > 0 else "n/a")
+
+
+def markdown(kept: list[Row], generated: list[dict[str, Any]]) -> str:
+    """The two result tables as Markdown, for benchmarks/RESULTS.md."""
+    lines = [
+        "| instance | solver | setting (100 %) | cpu ms/read | wall ms/read | best cut "
+        "| p 99.5 % | p 99.9 % | p 100 % | TTS99 100 % (s) | vs dwave-sa "
+        "| setting (99.9 %) | TTS99 99.9 % (s) | vs dwave-sa |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|",
+    ]
+    for r in kept:
+        lines.append(
+            f"| {r.instance} | {r.solver} | "
+            + " ".join(f"{k}={v}" for k, v in r.setting.items())
+            + f" | {r.t_read_s * 1e3:.2f} | {r.wall_read_s * 1e3:.2f} | {r.best_cut:.0f} | "
+            + " | ".join(f"{r.p[k]:.2f}" for k in ("99.5%", "99.9%", "100.0%"))
+            + f" | {_fmt(r.tts99_s)} | {_fmt(r.ratio_vs_dwave_sa)} | "
+            + " ".join(f"{k}={v}" for k, v in r.setting_999.items())
+            + f" | {_fmt(r.tts99_999_s)} | {_fmt(r.ratio_999_vs_dwave_sa)} |"
+        )
+    if generated:
+        lines += [
+            "",
+            "| instance | solver | budget s | wall s | cut | best in run | gap % |",
+            "|---|---|--:|--:|--:|--:|--:|",
+        ]
+        for g in generated:
+            lines.append(
+                f"| {g['instance']} | {g['solver']} | {g['budget_s']:.0f} | {g['wall_s']:.1f} "
+                f"| {g['cut']:.0f} | {g['best_in_run']:.0f} | {100 * g['gap']:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--instances", default=",".join(BEST_KNOWN), help="comma-separated names")
+    parser.add_argument("--reads", type=int, default=32, help="reads per solver and setting")
+    parser.add_argument("--quick", action="store_true", help="short grids and budgets (smoke run)")
+    parser.add_argument("--no-generated", action="store_true", help="skip the generated instances")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="write all rows to this JSON file")
+    parser.add_argument("--markdown", type=Path, help="write the tables as Markdown here")
+    args = parser.parse_args(argv)
+
+    console = Console(width=200)
+    data = get_settings().data_dir / "gset"
+    names = [x.strip() for x in args.instances.split(",") if x.strip()]
+    reads = 8 if args.quick and args.reads == 32 else args.reads
+    solver_list = solvers(args.quick)
+    console.print(
+        f"machine: {platform.processor() or platform.machine()}, python {sys.version.split()[0]}, "
+        f"one thread per solver, {reads} reads per setting"
+    )
+    warm_up(solver_list, read_gset(data / f"{names[0]}.txt"))
+
+    all_rows: list[Row] = []
+    kept: list[Row] = []
+    for name in names:
+        graph = read_gset(data / f"{name}.txt")
+        best = BEST_KNOWN[name]
+        picked: dict[str, Row] = {}
+        for solver in solver_list:
+            rows = measure(name, graph, best, solver, reads, args.seed)
+            all_rows += rows
+            row = best_row(rows)
+            r999 = min(rows, key=lambda r: tts99(r.t_read_s, r.p["99.9%"]))
+            row.setting_999 = r999.setting
+            row.tts99_999_s = tts99(r999.t_read_s, r999.p["99.9%"])
+            picked[solver.name] = row
+        base = picked["dwave-sa"].tts99_s
+        base_999 = picked["dwave-sa"].tts99_999_s
+        for row in picked.values():
+            row.ratio_vs_dwave_sa = row.tts99_s / base if math.isfinite(base) else math.nan
+            row.ratio_999_vs_dwave_sa = (
+                row.tts99_999_s / base_999 if math.isfinite(base_999) else math.nan
+            )
+            kept.append(row)
+        console.print(f"{name} done", style="dim")
+
+    table = Table(title="G-set max-cut: best setting per solver (TTS99 at 100 % of best-known)")
+    for col in (
+        "instance",
+        "solver",
+        "setting",
+        "cpu/read ms",
+        "wall/read ms",
+        "best cut",
+        "p 99.5%",
+        "p 99.9%",
+        "p 100%",
+        "TTS99 s",
+        "vs dwave-sa",
+        "setting @99.9%",
+        "TTS99 @99.9% s",
+        "vs dwave-sa @99.9%",
+    ):
+        table.add_column(
+            col, justify="left" if col in ("instance", "solver", "setting") else "right"
+        )
+    for r in kept:
+        table.add_row(
+            r.instance,
+            r.solver,
+            " ".join(f"{k}={v}" for k, v in r.setting.items()),
+            f"{r.t_read_s * 1e3:.2f}",
+            f"{r.wall_read_s * 1e3:.2f}",
+            f"{r.best_cut:.0f}",
+            *(f"{r.p[k]:.2f}" for k in ("99.5%", "99.9%", "100.0%")),
+            f"{r.tts99_s:.3f}" if math.isfinite(r.tts99_s) else "inf",
+            f"{r.ratio_vs_dwave_sa:.3f}" if math.isfinite(r.ratio_vs_dwave_sa) else "n/a",
+            " ".join(f"{k}={v}" for k, v in r.setting_999.items()),
+            f"{r.tts99_999_s:.3f}" if math.isfinite(r.tts99_999_s) else "inf",
+            f"{r.ratio_999_vs_dwave_sa:.3f}" if math.isfinite(r.ratio_999_vs_dwave_sa) else "n/a",
+        )
+    console.print(table)
+
+    generated: list[dict[str, Any]] = []
+    if not args.no_generated:
+        generated = generated_runs(args.quick, console)
+        gt = Table(
+            title="Generated instances: best cut within the budget, one core "
+            "(best-known = best cut of any solver in this run, incl. a long sa reference)"
+        )
+        for col in ("instance", "solver", "budget s", "wall s", "cut", "best in run", "gap %"):
+            gt.add_column(col)
+        for g in generated:
+            gt.add_row(
+                g["instance"],
+                g["solver"],
+                f"{g['budget_s']:.0f}",
+                f"{g['wall_s']:.1f}",
+                f"{g['cut']:.0f}",
+                f"{g['best_in_run']:.0f}",
+                f"{100 * g['gap']:.3f}",
+            )
+        console.print(gt)
+
+    if args.markdown:
+        args.markdown.write_text(markdown(kept, generated))
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rows": [asdict(r) for r in all_rows],
+                    "kept": [asdict(r) for r in kept],
+                    "generated": generated,
+                    "reads": reads,
+                    "quick": args.quick,
+                },
+                indent=1,
+                default=str,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
