@@ -3,9 +3,11 @@
 Each read starts from random spins and runs tabu search with incremental move gains; when a
 segment stalls it restarts from the read's best (elite) state with an adaptive random
 perturbation, and it ends with a greedy descent. Reads are independent (own seed, own step
-budget), run round-robin in chunks so a time limit stops all of them fairly, and run on
-``num_threads`` threads with the same samples as on one (unless a time limit or a target energy
-cuts them short, which depends on timing). Memory: O(num_reads * n + interactions).
+budget); each thread advances up to ``ACTIVE_READS`` of them round-robin in chunks, so a time
+limit stops those fairly and reads not yet started are left out. Threads give the same samples
+as one thread (unless a time limit or a target energy cuts the run short, which depends on
+timing). Memory: O(num_reads * n) for the results plus O(ACTIVE_READS * n) working state per
+thread, plus the interactions.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ def default_stall_iters(n: int) -> int:
     return max(1_000, 50 * n)
 
 
+#: Reads one thread advances round-robin at a time; later reads start as earlier ones finish.
+ACTIVE_READS = 4
+
+
 @dataclass(frozen=True)
 class _Config:
     max_iter: int
@@ -87,46 +93,70 @@ class TabuSampler(ArraySampler):
         reads = settings.num_reads
         h, indptr, indices, data = arrays.h, arrays.indptr, arrays.indices, arrays.data
 
-        s = np.empty((reads, n), dtype=np.int8)
-        best_s = np.empty((reads, n), dtype=np.int8)
         fsize, isize = kernels.buffer_sizes(n)
-        fbuf = np.empty((reads, fsize), dtype=np.float64)
-        ibuf = np.empty((reads, isize), dtype=np.int64)
+        seeds: npt.NDArray[np.uint64] = np.asarray(
+            np.random.SeedSequence(settings.seed).generate_state(reads, dtype=np.uint64),
+            dtype=np.uint64,
+        )
+        best_s = np.empty((reads, n), dtype=np.int8)
         istate = np.zeros((reads, kernels.I_SIZE), dtype=np.int64)
         fstate = np.zeros((reads, kernels.F_SIZE), dtype=np.float64)
-        rng = np.random.SeedSequence(settings.seed).generate_state(reads, dtype=np.uint64)
-        rng = rng.reshape(reads, 1).copy()
-
+        started = np.zeros(reads, dtype=bool)
         stop = threading.Event()
         reasons: set[str] = set()
 
+        def past_deadline() -> bool:
+            return settings.deadline is not None and time.perf_counter() >= settings.deadline
+
         def work(read_ids: list[int]) -> None:
-            for r in read_ids:
-                kernels.tabu_init(
-                    h, indptr, indices, data, s[r], best_s[r], fbuf[r], ibuf[r],
-                    istate[r], fstate[r], rng[r], cfg.strength_min,
-                )  # fmt: skip
-            active = list(read_ids)
-            while active:
-                remaining = []
-                for r in active:
-                    if stop.is_set():
-                        return
-                    if settings.deadline is not None and time.perf_counter() >= settings.deadline:
-                        reasons.add("time limit reached")
+            # Up to ACTIVE_READS reads per thread advance round-robin in chunks, so a time limit
+            # stops them fairly; buffers exist only for started reads, and a read not started
+            # before the deadline is left out of the result.
+            pending = list(reversed(read_ids))
+            active: dict[int, tuple[npt.NDArray[Any], ...]] = {}
+            while pending or active:
+                while pending and len(active) < ACTIVE_READS:
+                    if (past_deadline() or stop.is_set()) and started[read_ids].any():
+                        pending.clear()
+                        break
+                    r = pending.pop()
+                    bufs: tuple[npt.NDArray[Any], ...] = (
+                        np.empty(n, dtype=np.int8),
+                        np.empty(fsize, dtype=np.float64),
+                        np.empty(isize, dtype=np.int64),
+                        seeds[r : r + 1].copy(),
+                    )
+                    kernels.tabu_init(
+                        h, indptr, indices, data, bufs[0], best_s[r], bufs[1], bufs[2],
+                        istate[r], fstate[r], bufs[3], cfg.strength_min,
+                    )  # fmt: skip
+                    started[r] = True
+                    active[r] = bufs
+                for r, (s, fbuf, ibuf, rng) in list(active.items()):
+                    if stop.is_set() or past_deadline():
+                        if not stop.is_set():
+                            reasons.add("time limit reached")
+                        for q, bufs in active.items():
+                            finish(q, bufs)
                         return
                     done = kernels.tabu_steps(
-                        h, indptr, indices, data, s[r], best_s[r], fbuf[r], ibuf[r],
-                        istate[r], fstate[r], rng[r], cfg.chunk, cfg.max_iter, cfg.tenure,
+                        h, indptr, indices, data, s, best_s[r], fbuf, ibuf,
+                        istate[r], fstate[r], rng, cfg.chunk, cfg.max_iter, cfg.tenure,
                         cfg.tenure_spread, cfg.stall_iters, cfg.strength_min, cfg.strength_max,
                         cfg.target, cfg.tol,
                     )  # fmt: skip
-                    if not done:
-                        remaining.append(r)
-                    elif fstate[r, kernels.F_BEST] <= cfg.target:
-                        reasons.add("target energy reached")
-                        stop.set()
-                active = remaining
+                    if done:
+                        finish(r, active.pop(r))
+                        if fstate[r, kernels.F_BEST] <= cfg.target:
+                            reasons.add("target energy reached")
+                            stop.set()
+
+        def finish(r: int, bufs: tuple[npt.NDArray[Any], ...]) -> None:
+            """Greedy descent from the read's best state, left in ``best_s[r]``."""
+            s, fbuf = bufs[0], bufs[1]
+            kernels.tabu_finish(
+                h, indptr, indices, data, s, best_s[r], fbuf, istate[r], fstate[r], cfg.tol
+            )
 
         groups = [list(range(t, reads, settings.num_threads)) for t in range(settings.num_threads)]
         groups = [g for g in groups if g]
@@ -136,10 +166,7 @@ class TabuSampler(ArraySampler):
             with ThreadPoolExecutor(max_workers=len(groups)) as pool:
                 for future in [pool.submit(work, g) for g in groups]:
                     future.result()
-        for r in range(reads):
-            kernels.tabu_finish(
-                h, indptr, indices, data, s[r], best_s[r], fbuf[r], istate[r], fstate[r], cfg.tol
-            )
+        done_reads = np.flatnonzero(started)
         if "target energy reached" in reasons:
             stop_reason = "target energy reached"
         elif reasons:
@@ -147,7 +174,7 @@ class TabuSampler(ArraySampler):
         else:
             stop_reason = "max_iter reached"
         return RunResult(
-            best_s,
+            best_s[done_reads],
             stop_reason,
             {
                 "max_iter": cfg.max_iter,
