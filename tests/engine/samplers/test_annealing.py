@@ -217,3 +217,32 @@ def test_sa_reaches_the_best_known_cut_of_gset_g1(data_dir: Path) -> None:
         maxcut_bqm(graph), num_reads=20, num_sweeps=2000, seed=1
     )
     assert cut_values(graph, ss).max() == 11624
+
+
+# (instance, best-known cut from gset/README.md, sweeps, reads, cut the test requires).
+# Settings follow benchmarks/RESULTS.md; G14's 3064 was reached by no solver there, so the
+# test asks for 99.9 % of it (ceil(0.999 * 3064) = 3061).
+GSET_CASES = [
+    ("G1", 11624, 1000, 40, 11624),
+    ("G2", 11620, 1000, 150, 11620),
+    ("G3", 11622, 2000, 40, 11622),
+    ("G11", 564, 250, 400, 564),
+    ("G14", 3064, 2000, 40, 3061),
+    ("G15", 3050, 10000, 60, 3050),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+@pytest.mark.parametrize(("name", "best_known", "sweeps", "reads", "required"), GSET_CASES)
+def test_sa_reaches_the_best_known_cut_on_gset_instances(
+    data_dir: Path, name: str, best_known: int, sweeps: int, reads: int, required: int
+) -> None:
+    graph = read_gset(data_dir / "gset" / f"{name}.txt")
+    ss = SimulatedAnnealingSampler().sample(
+        maxcut_bqm(graph), num_reads=reads, num_sweeps=sweeps, seed=2, num_threads=2
+    )
+    best = int(cut_values(graph, ss).max())
+    assert best >= required, (
+        f"{name}: best cut {best}, required {required} (best-known {best_known})"
+    )
