@@ -257,6 +257,70 @@ def finish_block(
 
 
 @njit(cache=True, nogil=True)
+def houdayer_move(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: FloatArray,
+    sa: npt.NDArray[np.int8],
+    fa: FloatArray,
+    sb: npt.NDArray[np.int8],
+    fb: FloatArray,
+    state: np.uint64,
+    stack: npt.NDArray[np.int64],
+    mark: npt.NDArray[np.int64],
+    stamp: int,
+    symmetric: bool,
+) -> tuple[np.uint64, float, float]:  # pragma: no cover - compiled
+    """Houdayer cluster move between two states at the same temperature.
+
+    Picks a random site where the states disagree, grows the connected cluster of
+    disagreeing sites and flips it in both states. The sum of the two energies is unchanged
+    (also with fields ``h``), so the move is always accepted; it moves large domains that
+    single-spin sweeps cross slowly on sparse graphs. For a ``symmetric`` model (no fields,
+    so ``s`` and ``-s`` have one energy) the cluster is grown over the minority of
+    agreeing or disagreeing sites, which conserves the sum too and keeps clusters small when
+    one state is close to the flip of the other. Returns the random state and the two
+    energy changes. ``mark`` entries equal to ``stamp`` are taken as visited.
+    """
+    n = sa.shape[0]
+    differ = True
+    if symmetric:
+        d = 0
+        for k in range(n):
+            if sa[k] != sb[k]:
+                d += 1
+        differ = 2 * d <= n
+    i = -1
+    for _ in range(32):
+        state, u = _next(state)
+        k = min(int(u * n), n - 1)
+        if (sa[k] != sb[k]) == differ:
+            i = k
+            break
+    if i < 0:
+        return state, 0.0, 0.0
+    dea = 0.0
+    deb = 0.0
+    mark[i] = stamp
+    stack[0] = i
+    top = 1
+    while top > 0:
+        top -= 1
+        v = stack[top]
+        dea += -2.0 * sa[v] * fa[v]
+        _flip(v, sa, fa, indptr, indices, data)
+        deb += -2.0 * sb[v] * fb[v]
+        _flip(v, sb, fb, indptr, indices, data)
+        for k in range(indptr[v], indptr[v + 1]):
+            j = indices[k]
+            if mark[j] != stamp and (sa[j] != sb[j]) == differ:
+                mark[j] = stamp
+                stack[top] = j
+                top += 1
+    return state, dea, deb
+
+
+@njit(cache=True, nogil=True)
 def tempering_rounds(
     indptr: npt.NDArray[np.int64],
     indices: npt.NDArray[np.int32],
@@ -272,23 +336,36 @@ def tempering_rounds(
     best: FloatArray,
     stats: npt.NDArray[np.int64],
     table: FloatArray,
+    ladders: int,
+    cluster_lo: int,
+    cluster_hi: int,
+    symmetric: bool,
 ) -> None:  # pragma: no cover - compiled
     """``rounds`` of parallel tempering on one run, in place.
 
-    Replica ``r`` (row of ``spins``) sits at temperature ``slot[r]``; a round is one Metropolis
-    sweep of every replica at its beta, then exchange attempts between neighbouring
-    temperatures (even pairs, then odd pairs, alternating by round), accepted with
-    probability ``min(1, exp((b_k - b_k+1)(E_k - E_k+1)))``. Exchanges swap temperatures,
-    not states. ``rng[0]`` drives the exchanges, ``rng[1 + r]`` replica ``r``.
-    ``best``/``best_s`` hold the lowest energy seen; ``stats`` counts accepted exchanges.
+    The rows of ``spins`` form ``ladders`` (1 or 2) ladders of ``len(betas)`` replicas; row
+    ``r`` of ladder ``r // len(betas)`` sits at temperature ``slot[r]``. A round is one
+    Metropolis sweep of every replica at its beta, then exchange attempts between
+    neighbouring temperatures of each ladder (even pairs, then odd pairs, alternating by
+    round), accepted with probability ``min(1, exp((b_k - b_k+1)(E_k - E_k+1)))``; exchanges
+    swap temperatures, not states. With two ladders, the two replicas at each of the
+    temperatures ``cluster_lo .. cluster_hi - 1`` (0 is the hottest) then make a Houdayer cluster
+    move (:func:`houdayer_move`; ``symmetric``: the model has no fields). ``rng[0]`` drives
+    exchanges and cluster moves, ``rng[1 + r]`` replica ``r``. ``best``/``best_s`` hold the
+    lowest energy seen; ``stats`` counts accepted exchanges per temperature pair (summed over
+    ladders).
     """
-    R = spins.shape[0]
-    at = np.empty(R, dtype=np.int64)  # replica at each temperature
-    for r in range(R):
-        at[slot[r]] = r
+    R = betas.shape[0]
+    n = spins.shape[1]
+    at = np.empty((ladders, R), dtype=np.int64)  # replica at each temperature
+    for r in range(R * ladders):
+        at[r // R, slot[r]] = r
     one = np.empty(1, dtype=np.float64)
+    stack = np.empty(n, dtype=np.int64)
+    mark = np.zeros(n, dtype=np.int64)
+    stamp = 0
     for t in range(rounds):
-        for r in range(R):
+        for r in range(R * ladders):
             one[0] = betas[slot[r]]
             st, e, bb = metropolis_sweeps(
                 indptr,
@@ -307,18 +384,46 @@ def tempering_rounds(
             energy[r] = e
             best[0] = bb
         st0 = rng[0]
-        for k in range(t & 1, R - 1, 2):
-            a = at[k]
-            c = at[k + 1]
-            x = (betas[k] - betas[k + 1]) * (energy[a] - energy[c])
-            accept = x >= 0.0
-            if not accept:
-                st0, u = _next(st0)
-                accept = u < math.exp(x)
-            if accept:
-                at[k] = c
-                at[k + 1] = a
-                slot[a] = k + 1
-                slot[c] = k
-                stats[k] += 1
+        for lad in range(ladders):
+            for k in range(t & 1, R - 1, 2):
+                a = at[lad, k]
+                c = at[lad, k + 1]
+                x = (betas[k] - betas[k + 1]) * (energy[a] - energy[c])
+                accept = x >= 0.0
+                if not accept:
+                    st0, u = _next(st0)
+                    accept = u < math.exp(x)
+                if accept:
+                    at[lad, k] = c
+                    at[lad, k + 1] = a
+                    slot[a] = k + 1
+                    slot[c] = k
+                    stats[k] += 1
+        if ladders == 2:
+            for k in range(cluster_lo, min(cluster_hi, R)):
+                a = at[0, k]
+                c = at[1, k]
+                stamp += 1
+                st0, dea, dec = houdayer_move(
+                    indptr,
+                    indices,
+                    data,
+                    spins[a],
+                    fields[a],
+                    spins[c],
+                    fields[c],
+                    st0,
+                    stack,
+                    mark,
+                    stamp,
+                    symmetric,
+                )
+                energy[a] += dea
+                energy[c] += dec
+                if energy[a] < best[0]:
+                    best[0] = energy[a]
+                    best_s[:] = spins[a]
+                if energy[c] < best[0]:
+                    best[0] = energy[c]
+                    best_s[:] = spins[c]
         rng[0] = st0
