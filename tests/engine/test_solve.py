@@ -45,6 +45,13 @@ def test_auto_picks_sa_for_dense_and_sparse_models_without_a_long_budget() -> No
     assert choose_solver(10_000, 30_000, time_limit=2.0, available=ALL)[0] == "sa"
 
 
+def test_auto_picks_population_method_for_a_small_sparse_model() -> None:
+    name, reason = choose_solver(800, 1600, available=ALL)
+    assert name == "pt"
+    assert "mean degree 4" in reason
+    assert choose_solver(800, 19_176, available=ALL)[0] == "sa"
+
+
 def test_auto_picks_population_method_for_a_long_budget() -> None:
     name, reason = choose_solver(500, 1000, time_limit=30.0, available=ALL)
     assert name == "pt"
