@@ -13,7 +13,6 @@ With ``E(s) = sum_(i,j) w_ij s_i s_j`` and total weight ``W = sum w_ij`` every p
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, SupportsFloat
@@ -23,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nqba.engine.errors import InvalidModelError
+from nqba.engine.model import check_number
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -138,7 +138,7 @@ def _from_networkx(g: Any, weight: str) -> Graph:
     weights = np.empty(m, dtype=np.float64)
     for k, (u, v, w) in enumerate(g.edges(data=weight, default=1.0)):
         edges[k] = index[u], index[v]
-        weights[k] = _weight(w, (u, v))
+        weights[k] = check_number(w, f"weight of edge {(u, v)!r}")
     result = Graph(len(labels), edges, weights, labels)
     check_graph(result)
     return result
@@ -152,23 +152,13 @@ def _from_edge_list(items: Iterable[Any]) -> Graph:
         if not isinstance(item, Sequence) or len(item) not in (2, 3):
             raise InvalidModelError(f"edges must be (u, v) or (u, v, w); got {item!r}")
         u, v = item[0], item[1]
-        w = _weight(item[2], (u, v)) if len(item) == 3 else 1.0
+        w = check_number(item[2], f"weight of edge {(u, v)!r}") if len(item) == 3 else 1.0
         pairs.append((index.setdefault(u, len(index)), index.setdefault(v, len(index))))
         weights.append(w)
     edges = np.array(pairs, dtype=np.int64).reshape(-1, 2)
     result = Graph(len(index), edges, np.array(weights, dtype=np.float64), tuple(index))
     check_graph(result)
     return result
-
-
-def _weight(value: Any, edge: tuple[Any, Any]) -> float:
-    try:
-        w = float(value)
-    except (TypeError, ValueError):
-        raise InvalidModelError(f"weight of edge {edge!r} is not a number: {value!r}") from None
-    if not math.isfinite(w):
-        raise InvalidModelError(f"weight of edge {edge!r} is not finite ({w})")
-    return w
 
 
 def maxcut_bqm(graph: Any) -> dimod.BinaryQuadraticModel:

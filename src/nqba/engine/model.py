@@ -69,7 +69,8 @@ def validate_bqm(bqm: dimod.BinaryQuadraticModel, *, allow_empty: bool = False) 
         )
 
 
-def _check_number(value: Any, what: str) -> float:
+def check_number(value: Any, what: str) -> float:
+    """``value`` as a finite float, or an :class:`InvalidModelError` naming ``what``."""
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -87,7 +88,7 @@ def _bqm_from_qubo(Q: Mapping[Any, Any]) -> dimod.BinaryQuadraticModel:
         if not (isinstance(key, tuple) and len(key) == 2):
             raise InvalidModelError(f"QUBO keys must be pairs (u, v); got {key!r}")
         u, v = key
-        x = _check_number(bias, f"QUBO bias of {key!r}")
+        x = check_number(bias, f"QUBO bias of {key!r}")
         if u == v:
             bqm.add_linear(u, x)
         else:
@@ -105,7 +106,7 @@ def _bqm_from_ising(h: Any, J: Any) -> dimod.BinaryQuadraticModel:
     else:
         raise InvalidModelError(f"Ising h must be a mapping or a sequence; got {type(h).__name__}")
     for v, bias in items:
-        bqm.add_linear(v, _check_number(bias, f"h[{v!r}]"))
+        bqm.add_linear(v, check_number(bias, f"h[{v!r}]"))
     if not isinstance(J, Mapping):
         raise InvalidModelError(
             f"Ising J must be a mapping {{(u, v): bias}}; got {type(J).__name__}"
@@ -116,7 +117,7 @@ def _bqm_from_ising(h: Any, J: Any) -> dimod.BinaryQuadraticModel:
         u, v = key
         if u == v:
             raise InvalidModelError(f"Ising J has a self-interaction on {u!r}")
-        bqm.add_quadratic(u, v, _check_number(bias, f"J[{key!r}]"))
+        bqm.add_quadratic(u, v, check_number(bias, f"J[{key!r}]"))
     if bqm.num_variables == 0:
         raise InvalidModelError("the Ising model is empty: it has no variables")
     return bqm
