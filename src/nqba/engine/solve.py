@@ -19,6 +19,7 @@ from nqba.engine.errors import InvalidParameterError, UnknownSolverError
 from nqba.engine.model import as_bqm
 from nqba.engine.registry import get_solver, solver_entries
 from nqba.engine.samplers.base import check_positive_int, check_seed, check_time_limit
+from nqba.engine.samplers.tempering import SPARSE_MEAN_DEGREE
 
 __all__ = ["choose_solver", "solve"]
 
@@ -29,7 +30,6 @@ __all__ = ["choose_solver", "solve"]
 #: (800 nodes, degree 4) was 0.017 s against 0.234 s for "sa".
 EXACT_MAX_VARIABLES = 20
 PT_MIN_TIME_S = 10.0
-PT_SPARSE_MAX_DEGREE = 6.0
 PT_SPARSE_MAX_VARIABLES = 1000
 
 
@@ -46,7 +46,7 @@ def choose_solver(
 
     Rules, first match wins, each only if its solver is in ``available``:
     tiny (<= EXACT_MAX_VARIABLES) -> "exact"; one-hot/cardinality groups -> "constrained";
-    a long budget (>= PT_MIN_TIME_S), or a sparse model (mean degree <= PT_SPARSE_MAX_DEGREE)
+    a long budget (>= PT_MIN_TIME_S), or a sparse model (mean degree <= SPARSE_MEAN_DEGREE)
     of at most PT_SPARSE_MAX_VARIABLES -> "pt"; otherwise -> "sa".
     """
     n = num_variables
@@ -67,7 +67,7 @@ def choose_solver(
             f"{shape}: a {time_limit} s budget lets the population method use it",
         ),
         (
-            n <= PT_SPARSE_MAX_VARIABLES and 2 * num_interactions <= PT_SPARSE_MAX_DEGREE * n,
+            n <= PT_SPARSE_MAX_VARIABLES and 2 * num_interactions <= SPARSE_MEAN_DEGREE * n,
             "pt",
             f"{shape}: sparse (mean degree {2 * num_interactions / n:.3g}), where parallel "
             "tempering with cluster moves had the shortest measured time-to-solution",

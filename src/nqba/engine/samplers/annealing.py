@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
@@ -54,6 +54,12 @@ def default_beta_range(arrays: IsingArrays) -> tuple[float, float]:
     terms = terms[terms > 1e-12 * float(terms.max())]
     cold = math.log(100.0) / (2.0 * float(terms.min()))
     return hot, max(cold, hot)
+
+
+def beta_range_param(arrays: IsingArrays, params: Mapping[str, Any]) -> tuple[float, float]:
+    """The ``beta_range`` parameter, checked, or the default from the model's coefficients."""
+    value = params.get("beta_range")
+    return default_beta_range(arrays) if value is None else check_beta_range(value)
 
 
 def check_beta_range(value: Any) -> tuple[float, float]:
@@ -141,10 +147,7 @@ class SimulatedAnnealingSampler(ArraySampler):
 
     def _run(self, arrays: IsingArrays, settings: RunSettings, **params: Any) -> RunResult:
         num_sweeps = check_positive_int("num_sweeps", params.get("num_sweeps", 1000))
-        beta_range = params.get("beta_range")
-        hot, cold = (
-            default_beta_range(arrays) if beta_range is None else check_beta_range(beta_range)
-        )
+        hot, cold = beta_range_param(arrays, params)
         kind = params.get("beta_schedule_type", "geometric")
         if kind == "geometric":
             betas = geometric_betas(hot, cold, num_sweeps)

@@ -26,8 +26,7 @@ from nqba.engine.registry import register_solver
 from nqba.engine.samplers import _anneal_kernels as kernels
 from nqba.engine.samplers.annealing import (
     _WORK_PER_CALL,
-    check_beta_range,
-    default_beta_range,
+    beta_range_param,
     geometric_betas,
     run_reads,
 )
@@ -35,7 +34,7 @@ from nqba.engine.samplers.base import ArraySampler, RunResult, RunSettings, chec
 
 # Mean degree up to which cluster moves are on by default: on denser graphs the clusters of
 # disagreeing sites percolate and a move is close to swapping whole states.
-_SPARSE_DEGREE = 6
+SPARSE_MEAN_DEGREE = 6
 
 
 class ParallelTemperingSampler(ArraySampler):
@@ -54,16 +53,13 @@ class ParallelTemperingSampler(ArraySampler):
     def _run(self, arrays: IsingArrays, settings: RunSettings, **params: Any) -> RunResult:
         R = check_positive_int("num_replicas", params.get("num_replicas", 24), minimum=2)
         rounds = check_positive_int("num_sweeps", params.get("num_sweeps", 1000))
-        beta_range = params.get("beta_range")
-        hot, cold = (
-            default_beta_range(arrays) if beta_range is None else check_beta_range(beta_range)
-        )
+        hot, cold = beta_range_param(arrays, params)
         betas = geometric_betas(hot, cold, R)
         a = arrays
         n = a.num_variables
         cluster = params.get("cluster_moves")
         if cluster is None:
-            cluster = len(a.indices) <= _SPARSE_DEGREE * max(n, 1)
+            cluster = len(a.indices) <= SPARSE_MEAN_DEGREE * max(n, 1)
         elif not isinstance(cluster, bool):
             raise InvalidParameterError(f"cluster_moves must be True or False; got {cluster!r}")
         ladders = 2 if cluster else 1
