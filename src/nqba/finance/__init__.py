@@ -1,0 +1,1 @@
+"""Finance unit: portfolio optimization, risk assessment and trading operations (pure domain)."""
