@@ -12,11 +12,11 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import dimod
 import numpy as np
@@ -34,20 +34,13 @@ from rich.progress import (
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from nqba.engine.errors import (
-    EngineError,
-    InvalidParameterError,
-    UnknownSolverError,
-)
+from nqba.cli.common import FAILURE_EXIT, USAGE_EXIT, CliError, fail, guarded
+from nqba.engine.errors import EngineError
 from nqba.engine.io import LoadedModel, read_model
 from nqba.engine.maxcut import cut_value
 from nqba.engine.registry import SolverEntry, solver_entries
 
 EXAMPLE_NAME = "maxcut-100.gset"
-USAGE_EXIT = 2
-FAILURE_EXIT = 1
-
-T = TypeVar("T")
 
 
 class Format(enum.StrEnum):
@@ -56,40 +49,6 @@ class Format(enum.StrEnum):
     gset = "gset"
     bqm_json = "bqm-json"
     qubo = "qubo"
-
-
-class CliError(Exception):
-    """A message for the user and the exit code to end with."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def fail(message: str, code: int) -> NoReturn:
-    """Print ``error: message`` as one line on stderr and exit with ``code``."""
-    one_line = " ".join(str(message).split())
-    sys.stderr.write(f"error: {one_line}\n")
-    sys.stderr.flush()
-    raise typer.Exit(code)
-
-
-def guarded(func: Callable[[], T]) -> T:
-    """Run ``func``; turn the errors a user can meet into ``error: ...`` and an exit code."""
-    try:
-        return func()
-    except (typer.Exit, typer.Abort):
-        raise
-    except CliError as e:
-        fail(str(e), e.code)
-    except (UnknownSolverError, InvalidParameterError) as e:
-        fail(str(e), USAGE_EXIT)
-    except EngineError as e:
-        fail(str(e), FAILURE_EXIT)
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
-    except Exception as e:  # a bug: still one line for the user, with what to report
-        fail(f"internal error ({type(e).__name__}: {e}); please report it", FAILURE_EXIT)
 
 
 def example_path() -> Path:
