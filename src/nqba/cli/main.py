@@ -10,6 +10,7 @@ from typer.exceptions import TyperException
 
 from nqba import __version__
 from nqba.cli.engine import example_command, solve_command, solvers_command
+from nqba.cli.finance import finance_app
 
 app = typer.Typer(
     name="nqba",
@@ -17,7 +18,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
-    help="NQBA: solve binary quadratic models (max-cut, QUBO, dimod BQM) from the command line.\n\n"
+    help="NQBA: solve binary quadratic models (max-cut, QUBO, dimod BQM) and portfolio decisions "
+    "(`nqba finance ...`) from the command line.\n\n"
     "Start with `nqba solve --example`, which solves a bundled 100-node max-cut graph.",
 )
 
@@ -43,6 +45,7 @@ def _root(
 app.command("solve")(solve_command)
 app.command("solvers")(solvers_command)
 app.command("example")(example_command)
+app.add_typer(finance_app)
 
 
 def main() -> None:
