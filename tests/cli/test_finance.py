@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,34 @@ def test_backtest_min_variance_is_less_volatile_than_equal_weight(prices_csv: Pa
         metrics["strategy"]["annualized_volatility"]
         < metrics["equal_weight"]["annualized_volatility"]
     )
+
+
+def test_cardinality_holds_exactly_k_assets_and_equals_brute_force(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    n, k, lam = 7, 3, 0.7
+    a = rng.standard_normal((n, n))
+    cov = (a @ a.T / n + np.eye(n)) * 1e-3
+    mu = rng.uniform(0.0, 0.01, n)
+    path = tmp_path / "moments.json"
+    names = [f"X{i}" for i in range(n)]
+    path.write_text(json.dumps({"assets": names, "mu": mu.tolist(), "cov": cov.tolist()}))
+    plan = _json_run("finance", "optimize", str(path), "-k", str(k), "--risk-weight", str(lam))[
+        "plan"
+    ]
+    held = [name for name, w in plan["weights"].items() if w > 0]
+    assert len(held) == k
+    assert plan["proven_optimal"] is True
+    # Brute force: every 3-asset support, weights by a fine grid search on the simplex
+    # with the 0.01 buy-in; the plan's QP optimum is at least as good as any grid point.
+    grid = np.arange(0.01, 1.0, 0.01)
+    wi, wj = (g.ravel() for g in np.meshgrid(grid, grid))
+    keep = wi + wj <= 0.99 + 1e-12
+    points = np.stack([wi[keep], wj[keep], 1 - wi[keep] - wj[keep]], axis=1)
+    best = np.inf
+    for support in itertools.combinations(range(n), k):
+        idx = list(support)
+        c, m = cov[np.ix_(idx, idx)], mu[idx]
+        values = lam * np.einsum("pi,ij,pj->p", points, c, points) - (1 - lam) * points @ m
+        best = min(best, float(values.min()))
+    assert plan["objective"] <= best + 1e-12
+    assert plan["objective"] >= best - 1e-3 * abs(best)

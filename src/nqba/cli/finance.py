@@ -15,7 +15,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -331,6 +331,8 @@ def emit_json(payload: Any) -> None:
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, BaseModel):
         return obj.model_dump(mode="json")
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in fields(obj)}
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -506,7 +508,7 @@ def optimize_command(
 
 
 def _print_cardinality(plan: Any, moments: Moments) -> None:
-    data = plan.model_dump() if isinstance(plan, BaseModel) else vars(plan)
+    data = {f.name: getattr(plan, f.name) for f in fields(plan)}
     weights = {str(k): float(v) for k, v in dict(data["weights"]).items()}
     _out.print(f"[bold]cardinality[/] on {moments.source}")
     _out.print(_weights_table("weights", weights))
@@ -517,6 +519,12 @@ def _print_cardinality(plan: Any, moments: Moments) -> None:
         f"objective {_fmt(data.get('objective'), 10)} ({status}); lower bound "
         f"{_fmt(data.get('lower_bound'), 10)}; return {_fmt(data.get('expected_return'))}, "
         f"variance {_fmt(data.get('variance'))}"
+    )
+    base = data["baseline"]
+    _out.print(
+        f"baseline (the engine's best selection alone, QP-weighted): objective "
+        f"{_fmt(base.objective, 10)}, assets {', '.join(base.support)} ({base.solver}, "
+        f"{base.seconds:.3f} s)"
     )
     _print_notes(moments.notes + list(data.get("notes", [])))
 
