@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +223,16 @@ def test_cardinality_holds_exactly_k_assets_and_equals_brute_force(tmp_path: Pat
         best = min(best, float(values.min()))
     assert plan["objective"] <= best + 1e-12
     assert plan["objective"] >= best - 1e-3 * abs(best)
+
+
+def test_console_script_rebalance_json_is_the_whole_of_stdout() -> None:
+    script = Path(sys.executable).with_name("nqba")
+    done = subprocess.run(
+        [str(script), "finance", "rebalance", "--target", "A=0.2,B=0.3,C=0.5",
+         "--prices", "A=13.7,B=41.2,C=97.3", "--holdings", "A=40,C=3", "--cash", "2500",
+         "--fee-rate", "0.002", "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)  # nothing but the one JSON object
+    assert report["proven_optimal"] is True

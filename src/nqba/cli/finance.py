@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -748,14 +749,15 @@ def rebalance_command(
 
         last = _last_prices(prices)
         held = {} if holdings is None else parse_weights(holdings, "--holdings")
-        plan = rebalance(
-            held,
-            cash,
-            last,
-            parse_weights(target, "--target"),
-            lot_sizes=lot_size,
-            fee_rate=fee_rate,
-        )
+        with _solver_prints_to_stderr():
+            plan = rebalance(
+                held,
+                cash,
+                last,
+                parse_weights(target, "--target"),
+                lot_sizes=lot_size,
+                fee_rate=fee_rate,
+            )
         if as_json:
             emit_json(
                 {
@@ -793,6 +795,28 @@ def rebalance_command(
         _print_notes(list(plan.notes))
 
     guarded(run)
+
+
+@contextmanager
+def _solver_prints_to_stderr() -> Iterator[None]:
+    """Send what native solver code prints on file descriptor 1 to stderr meanwhile.
+
+    scipy's bundled HiGHS can print a debug line to stdout that no option silences; on stdout
+    it would corrupt ``--json`` output.
+    """
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (embedded use): nothing to protect
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _last_prices(text: str) -> dict[str, float]:
