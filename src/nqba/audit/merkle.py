@@ -1,0 +1,307 @@
+"""RFC 6962 Merkle tree hashing, inclusion and consistency proofs, and RFC 8785 canonical JSON.
+
+Pure functions over bytes: no storage, no I/O. The log stores leaf hashes in append order; a
+root commits to all of them, and the proofs let a client check one leaf or an older root
+against a newer root without seeing the whole log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+HASH_SIZE = 32
+"""Length in bytes of every leaf, node and root hash (SHA-256)."""
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+"""Root of the empty tree: SHA-256 of the empty string (RFC 6962 section 2.1)."""
+
+_LEAF_PREFIX = b"\x00"
+_NODE_PREFIX = b"\x01"
+
+
+class ProofError(ValueError):
+    """A proof, or the sizes, index or hashes given with it, does not verify."""
+
+
+class CanonicalJSONError(ValueError):
+    """A value has no RFC 8785 canonical form (NaN, infinity, a non-string key, ...)."""
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """SHA-256(0x00 || data): the hash of one log entry, domain-separated from inner nodes."""
+    return hashlib.sha256(_LEAF_PREFIX + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """SHA-256(0x01 || left || right): the hash of an inner node."""
+    return hashlib.sha256(_NODE_PREFIX + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """Largest power of two strictly smaller than n (n >= 2): where RFC 6962 splits a tree."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def _subtree_root(leaves: Sequence[bytes], lo: int, hi: int) -> bytes:
+    """MTH of leaves[lo:hi] for hi > lo, without copying the slice."""
+    n = hi - lo
+    if n == 1:
+        return leaves[lo]
+    k = _split(n)
+    return node_hash(_subtree_root(leaves, lo, lo + k), _subtree_root(leaves, lo + k, hi))
+
+
+def root_hash(leaf_hashes: Sequence[bytes]) -> bytes:
+    """Merkle tree hash (MTH) of the given leaf hashes; EMPTY_ROOT for no leaves."""
+    if not leaf_hashes:
+        return EMPTY_ROOT
+    return _subtree_root(leaf_hashes, 0, len(leaf_hashes))
+
+
+def _path(m: int, leaves: Sequence[bytes], lo: int, hi: int) -> list[bytes]:
+    """PATH(m, D[lo:hi]) of RFC 6962 section 2.1.1, for lo <= lo + m < hi."""
+    n = hi - lo
+    if n == 1:
+        return []
+    k = _split(n)
+    if m < k:
+        return [*_path(m, leaves, lo, lo + k), _subtree_root(leaves, lo + k, hi)]
+    return [*_path(m - k, leaves, lo + k, hi), _subtree_root(leaves, lo, lo + k)]
+
+
+def inclusion_proof(index: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
+    """Audit path for leaf `index` in the tree of `leaf_hashes`, lowest sibling first."""
+    size = len(leaf_hashes)
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
+    return _path(index, leaf_hashes, 0, size)
+
+
+def _subproof(m: int, leaves: Sequence[bytes], lo: int, hi: int, whole: bool) -> list[bytes]:
+    """SUBPROOF(m, D[lo:hi], b) of RFC 6962 section 2.1.2, for 0 < m <= hi - lo."""
+    n = hi - lo
+    if m == n:
+        return [] if whole else [_subtree_root(leaves, lo, hi)]
+    k = _split(n)
+    if m <= k:
+        return [*_subproof(m, leaves, lo, lo + k, whole), _subtree_root(leaves, lo + k, hi)]
+    return [*_subproof(m - k, leaves, lo + k, hi, False), _subtree_root(leaves, lo, lo + k)]
+
+
+def consistency_proof(old_size: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
+    """Proof that the tree of the first `old_size` leaves is a prefix of the whole tree.
+
+    Defined for 0 < old_size <= len(leaf_hashes); equal sizes give the empty proof. A proof
+    from the empty tree is meaningless (every tree extends it) and is refused.
+    """
+    size = len(leaf_hashes)
+    if not 0 < old_size <= size:
+        raise ProofError(f"old size {old_size} is not in 1..{size} (the new tree's size)")
+    return _subproof(old_size, leaf_hashes, 0, size, True)
+
+
+def _check_size(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ProofError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+def _check_proof(proof: Sequence[bytes]) -> None:
+    for i, h in enumerate(proof):
+        if not isinstance(h, bytes) or len(h) != HASH_SIZE:
+            raise ProofError(f"proof[{i}] is not a {HASH_SIZE}-byte hash")
+
+
+def verify_inclusion(
+    leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes
+) -> None:
+    """Check that `leaf_hash` is leaf `index` of the tree of `tree_size` with `root`.
+
+    Follows RFC 9162 section 2.1.3.2 (the verifier for RFC 6962 audit paths). Returns None
+    when the proof holds; raises ProofError saying what failed otherwise.
+    """
+    _check_size("index", index)
+    _check_size("tree size", tree_size)
+    if index >= tree_size:
+        raise ProofError(f"leaf index {index} is outside a tree of size {tree_size}")
+    if not isinstance(leaf_hash, bytes) or len(leaf_hash) != HASH_SIZE:
+        raise ProofError(f"leaf hash is not a {HASH_SIZE}-byte hash")
+    _check_proof(proof)
+    fn, sn = index, tree_size - 1
+    r = leaf_hash
+    for p in proof:
+        if sn == 0:
+            raise ProofError(f"proof is longer than a path in a tree of size {tree_size}")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError(f"proof is shorter than a path in a tree of size {tree_size}")
+    if r != root:
+        raise ProofError(f"inclusion proof for leaf {index} does not lead to the given root")
+
+
+def verify_consistency(
+    size1: int, size2: int, root1: bytes, root2: bytes, proof: Sequence[bytes]
+) -> None:
+    """Check that the tree of `size1` with `root1` is a prefix of the tree of `size2`.
+
+    Follows RFC 9162 section 2.1.4.2. Equal sizes need an empty proof and equal roots; size1 0
+    is refused, as a proof from the empty tree proves nothing. Raises ProofError on failure.
+    """
+    _check_size("size1", size1)
+    _check_size("size2", size2)
+    if size1 > size2:
+        raise ProofError(f"size1 {size1} is larger than size2 {size2}")
+    if size1 == 0:
+        raise ProofError("a consistency proof from the empty tree is meaningless")
+    if size1 == size2:
+        if proof:
+            raise ProofError(f"sizes are equal ({size1}) but the proof is not empty")
+        if root1 != root2:
+            raise ProofError(f"sizes are equal ({size1}) but the roots differ")
+        return
+    if not proof:
+        raise ProofError(f"empty proof between different sizes {size1} and {size2}")
+    _check_proof(proof)
+    path = list(proof)
+    if size1 & (size1 - 1) == 0:
+        path.insert(0, root1)
+    fn, sn = size1 - 1, size2 - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise ProofError(f"proof is too long for sizes {size1} and {size2}")
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError(f"proof is too short for sizes {size1} and {size2}")
+    if fr != root1:
+        raise ProofError(f"consistency proof does not reproduce root1 of the size-{size1} tree")
+    if sr != root2:
+        raise ProofError(f"consistency proof does not reproduce root2 of the size-{size2} tree")
+
+
+def _number(x: float) -> str:
+    """ECMAScript Number::toString of a finite double, as RFC 8785 section 3.2.2.3 requires.
+
+    The shortest round-trip digits come from Python's repr (David Gay's algorithm, the same
+    digits ECMAScript asks for); only the layout (exponent thresholds, "e+", no ".0") is redone.
+    """
+    if x == 0:
+        return "0"
+    if x < 0:
+        return "-" + _number(-x)
+    mantissa, _, exp = repr(x).partition("e")
+    whole, _, frac = mantissa.partition(".")
+    digits = whole + frac
+    n = len(whole) + (int(exp) if exp else 0)
+    stripped = digits.lstrip("0")
+    n -= len(digits) - len(stripped)
+    s = stripped.rstrip("0")
+    k = len(s)
+    if k <= n <= 21:
+        return s + "0" * (n - k)
+    if 0 < n <= 21:
+        return s[:n] + "." + s[n:]
+    if -6 < n <= 0:
+        return "0." + "0" * -n + s
+    e = n - 1
+    sign = "+" if e >= 0 else "-"
+    return (s if k == 1 else s[0] + "." + s[1:]) + "e" + sign + str(abs(e))
+
+
+def _string(s: str) -> str:
+    """JSON string as ECMAScript JSON.stringify writes it; lone surrogates are refused."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CanonicalJSONError(f"string holds a lone surrogate: {s!r}") from exc
+    return json.dumps(s, ensure_ascii=False)
+
+
+def _utf16_key(key: str) -> bytes:
+    return key.encode("utf-16-be")
+
+
+def _write(obj: Any, out: list[str]) -> None:
+    if obj is None:
+        out.append("null")
+    elif obj is True:
+        out.append("true")
+    elif obj is False:
+        out.append("false")
+    elif isinstance(obj, int):
+        out.append(str(obj))
+    elif isinstance(obj, float):
+        if obj - obj != 0:  # NaN and the infinities; finite x - x is 0.0
+            raise CanonicalJSONError(f"{obj!r} has no JSON form")
+        out.append(_number(obj))
+    elif isinstance(obj, str):
+        out.append(_string(obj))
+    elif isinstance(obj, Mapping):
+        for key in obj:
+            if not isinstance(key, str):
+                raise CanonicalJSONError(f"object key {key!r} is not a string")
+            _string(key)
+        out.append("{")
+        for i, key in enumerate(sorted(obj, key=_utf16_key)):
+            if i:
+                out.append(",")
+            out.append(_string(key))
+            out.append(":")
+            _write(obj[key], out)
+        out.append("}")
+    elif isinstance(obj, list | tuple):
+        out.append("[")
+        for i, item in enumerate(obj):
+            if i:
+                out.append(",")
+            _write(item, out)
+        out.append("]")
+    else:
+        raise CanonicalJSONError(f"{type(obj).__name__} has no JSON form")
+
+
+def canonical_json(obj: Any) -> bytes:
+    """RFC 8785 (JCS) canonical JSON of `obj` as UTF-8 bytes: one byte string per value.
+
+    Keys are sorted by UTF-16 code units, no whitespace, strings escaped as JSON.stringify
+    does. Accepts None, bool, int, float, str, lists, tuples and mappings with string keys;
+    NaN, infinities, lone surrogates and other types raise CanonicalJSONError.
+
+    Numbers: floats are written as ECMAScript does (1.0 -> "1", 1e21 -> "1e+21", -0.0 ->
+    "0"), from the shortest round-trip digits of Python's repr; these are the digits
+    ECMAScript prescribes, so output matches JCS for every finite double. Integers are
+    written exactly, however large; JCS would round an integer beyond 2**53 to a double, so
+    keep such values as strings if another JCS implementation must reproduce the hash.
+    """
+    out: list[str] = []
+    _write(obj, out)
+    return "".join(out).encode("utf-8")
+
+
+def decision_leaf(record: Mapping[str, Any]) -> bytes:
+    """Leaf hash of one decision record: leaf_hash(canonical_json(record))."""
+    return leaf_hash(canonical_json(record))
