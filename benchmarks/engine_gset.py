@@ -114,11 +114,9 @@ def tts99_interval(t_read: float, k: int, n: int) -> tuple[float, float]:
 def solvers(quick: bool) -> list[Solver]:
     """Our samplers and the dwave-samplers baselines, each with its grid of settings."""
     sweeps = [250, 1000, 4000] if quick else [250, 500, 1000, 2000, 5000, 10000, 20000]
-    pt_grid = (
-        [(100, 8), (1000, 24)]
-        if quick
-        else [(100, 8), (250, 8), (1000, 8), (500, 24), (1000, 24), (2000, 24), (8000, 24)]
-    )
+    full_pt_grid = [(100, 8), (250, 8), (1000, 8), (3000, 12), (4000, 12)]
+    full_pt_grid += [(500, 24), (1000, 24), (2000, 24), (8000, 24)]
+    pt_grid = [(100, 8), (1000, 24)] if quick else full_pt_grid
     from dwave.samplers import SimulatedAnnealingSampler as DwaveSA
     from dwave.samplers import TabuSampler as DwaveTabu
 
