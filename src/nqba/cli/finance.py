@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,9 @@ from rich.console import Console
 from rich.table import Table
 
 from nqba.cli.common import USAGE_EXIT, CliError, guarded
+
+if TYPE_CHECKING:  # imported on use at run time: it loads numba kernels
+    from nqba.finance.cardinality import CardinalityPlan
 
 finance_app = typer.Typer(
     name="finance",
@@ -176,31 +179,52 @@ def load_moments(
     if kind is InputFormat.moments:
         mu, cov = _read_moments_json(file)
         return Moments(mu=mu, cov=cov, source=f"moments {file.name}", periods_per_year=252)
-    from nqba.finance.data import load_prices
-
-    data = load_prices(file)
-    notes = list(data.notes)
-    notes += [f"dropped {asset}: {why}" for asset, why in data.dropped_assets.items()]
+    prices, notes = load_price_file(file)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NonPsdCovarianceWarning)
-        mu = expected_returns(data.prices, returns.value)
-        cov = covariance(
-            data.prices, "ledoit_wolf" if cov_method.value == "ledoit-wolf" else "sample"
-        )
+        mu = expected_returns(prices, returns.value)
+        cov = covariance(prices, "ledoit_wolf" if cov_method.value == "ledoit-wolf" else "sample")
     notes += [str(w.message) for w in caught if issubclass(w.category, NonPsdCovarianceWarning)]
     assert isinstance(cov, pd.DataFrame)
-    first, last = data.prices.index[0], data.prices.index[-1]
+    first, last = prices.index[0], prices.index[-1]
     return Moments(
         mu=mu,
         cov=cov,
         source=(
-            f"prices {file.name} ({data.prices.shape[1]} assets, {first.date()} to "
+            f"prices {file.name} ({prices.shape[1]} assets, {first.date()} to "
             f"{last.date()}; mu {returns.value}, covariance {cov_method.value}, annualised x252)"
         ),
         periods_per_year=252,
-        prices=data.prices,
+        prices=prices,
         notes=notes,
     )
+
+
+def load_price_file(file: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Prices of a CSV file and, in words, what loading adjusted or dropped."""
+    from nqba.finance.data import load_prices
+
+    if not file.is_file():
+        raise CliError(f"no such file: {file}", USAGE_EXIT)
+    data = load_prices(file)
+    notes = list(data.notes)
+    notes += [f"dropped {asset}: {why}" for asset, why in data.dropped_assets.items()]
+    return data.prices, notes
+
+
+def load_benchmark(path: Path) -> pd.Series:
+    """The one price column of a benchmark CSV (e.g. an index)."""
+    from nqba.finance.data import load_prices
+
+    if not path.is_file():
+        raise CliError(f"no such benchmark file: {path}", USAGE_EXIT)
+    prices = load_prices(path, min_assets=1).prices
+    if prices.shape[1] != 1:
+        raise CliError(
+            f"--benchmark must hold one price column; {path.name} has {prices.shape[1]}",
+            USAGE_EXIT,
+        )
+    return prices.iloc[:, 0]
 
 
 def _detect(file: Path) -> InputFormat:
@@ -508,26 +532,23 @@ def optimize_command(
     guarded(run)
 
 
-def _print_cardinality(plan: Any, moments: Moments) -> None:
-    data = {f.name: getattr(plan, f.name) for f in fields(plan)}
-    weights = {str(k): float(v) for k, v in dict(data["weights"]).items()}
+def _print_cardinality(plan: CardinalityPlan, moments: Moments) -> None:
+    weights = {str(k): float(v) for k, v in plan.weights.items()}
     _out.print(f"[bold]cardinality[/] on {moments.source}")
     _out.print(_weights_table("weights", weights))
-    proven = data.get("proven_optimal")
-    gap = data.get("gap")
-    status = "proven optimal" if proven else f"gap {_fmt(gap)} to the lower bound"
+    status = "proven optimal" if plan.proven_optimal else f"gap {_fmt(plan.gap)} to the lower bound"
     _out.print(
-        f"objective {_fmt(data.get('objective'), 10)} ({status}); lower bound "
-        f"{_fmt(data.get('lower_bound'), 10)}; return {_fmt(data.get('expected_return'))}, "
-        f"variance {_fmt(data.get('variance'))}"
+        f"objective {_fmt(plan.objective, 10)} ({status}); lower bound "
+        f"{_fmt(plan.lower_bound, 10)}; return {_fmt(plan.expected_return)}, "
+        f"variance {_fmt(plan.variance)}"
     )
-    base = data["baseline"]
+    base = plan.baseline
     _out.print(
         f"baseline (the engine's best selection alone, QP-weighted): objective "
         f"{_fmt(base.objective, 10)}, assets {', '.join(base.support)} ({base.solver}, "
         f"{base.seconds:.3f} s)"
     )
-    _print_notes(moments.notes + list(data.get("notes", [])))
+    _print_notes(moments.notes + list(plan.notes))
 
 
 @finance_app.command("frontier")
@@ -627,14 +648,11 @@ def risk_command(
     """Risk figures of a constant-weight portfolio: VaR, CVaR, drawdowns, beta, Sharpe, ..."""
 
     def run() -> None:
-        from nqba.finance.data import load_prices, simple_returns
+        from nqba.finance.data import simple_returns
         from nqba.finance.risk import assess_risk
 
-        if not file.is_file():
-            raise CliError(f"no such file: {file}", USAGE_EXIT)
-        data = load_prices(file)
-        notes = list(data.notes) + [f"dropped {a}: {why}" for a, why in data.dropped_assets.items()]
-        assets = [str(c) for c in data.prices.columns]
+        prices, notes = load_price_file(file)
+        assets = [str(c) for c in prices.columns]
         if weights is None:
             w = {a: 1.0 / len(assets) for a in assets}
             notes.append(f"equal weight over the {len(assets)} assets (no --weights given)")
@@ -648,18 +666,9 @@ def risk_command(
                 )
         bench_returns = None
         if benchmark is not None:
-            if not benchmark.is_file():
-                raise CliError(f"no such benchmark file: {benchmark}", USAGE_EXIT)
-            bench = load_prices(benchmark, min_assets=1).prices
-            if bench.shape[1] != 1:
-                raise CliError(
-                    f"--benchmark must hold one price column; {benchmark.name} has "
-                    f"{bench.shape[1]}",
-                    USAGE_EXIT,
-                )
-            bench_returns = simple_returns(bench).iloc[:, 0].dropna()
+            bench_returns = simple_returns(load_benchmark(benchmark).to_frame()).iloc[:, 0].dropna()
         report = assess_risk(
-            simple_returns(data.prices),
+            simple_returns(prices),
             pd.Series(w, dtype=float),
             benchmark=bench_returns,
             level=level,
@@ -871,14 +880,10 @@ def backtest_command(
 
     def run() -> None:
         from nqba.finance.backtest import Strategy, equal_weight_strategy, walk_forward
-        from nqba.finance.data import load_prices
         from nqba.finance.schemas import OptimizeSpec
         from nqba.finance.strategies import optimizer_strategy
 
-        if not file.is_file():
-            raise CliError(f"no such file: {file}", USAGE_EXIT)
-        data = load_prices(file)
-        notes = list(data.notes) + [f"dropped {a}: {why}" for a, why in data.dropped_assets.items()]
+        prices, notes = load_price_file(file)
         chosen: Strategy
         if strategy is StrategyChoice.equal_weight:
             chosen = equal_weight_strategy
@@ -890,17 +895,10 @@ def backtest_command(
                 constraints=build_constraints(None, False, None, max_weight),
             )
             chosen = optimizer_strategy(spec)
-        bench = None
-        if benchmark is not None:
-            if not benchmark.is_file():
-                raise CliError(f"no such benchmark file: {benchmark}", USAGE_EXIT)
-            bench_prices = load_prices(benchmark, min_assets=1).prices
-            if bench_prices.shape[1] != 1:
-                raise CliError(f"--benchmark must hold one price column: {benchmark}", USAGE_EXIT)
-            bench = bench_prices.iloc[:, 0]
+        bench = None if benchmark is None else load_benchmark(benchmark)
         with _status("backtesting...", not as_json):
             result = walk_forward(
-                data.prices,
+                prices,
                 chosen,
                 window=window,
                 rebalance_every=every,
