@@ -1,0 +1,114 @@
+"""The FastAPI application: routers, error handlers and middleware, over one ``Services``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nqba import __version__
+from nqba.api.errors import ApiError, error_body
+from nqba.config import Settings
+from nqba.services import Services, build_services
+
+log = logging.getLogger("nqba.api")
+
+TAGS = [
+    {"name": "auth", "description": "Tokens (OAuth2 password flow), refresh, API keys, users."},
+    {"name": "decisions", "description": "Every decision made, with its inputs and audit proof."},
+    {"name": "nqba", "description": "NQBA core: the generic decision engine endpoint."},
+    {"name": "goliath", "description": "Goliath Trade (finance): portfolio decisions."},
+    {"name": "engine", "description": "Raw models (BQM JSON or G-set text) for the engine."},
+    {"name": "jobs", "description": "Long decisions run as jobs: poll, cancel, follow (SSE)."},
+    {"name": "audit", "description": "The Merkle audit log: checkpoints and proofs."},
+    {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
+]
+
+
+def _routers() -> list[Any]:
+    """Every router of the API (imported here so that ``create_app`` is the one entry)."""
+    from nqba.api.routes import health
+
+    return [health.router]
+
+
+def create_app(services: Services | None = None, settings: Settings | None = None) -> FastAPI:
+    """The API over ``services``; without them, build them from ``settings`` and migrate."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = services is None
+        app.state.services = services or build_services(settings, migrate=True)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.services.close()
+
+    app = FastAPI(
+        title="NQBA",
+        version=__version__,
+        description=(
+            "Decision-optimization API. Every decision is solved, recorded with its inputs, "
+            "solver, timings and measured baseline, and appended to a Merkle audit log."
+        ),
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    if services is not None:
+        app.state.services = services
+    _install_error_handlers(app)
+    from nqba.api.middleware import install_middleware
+
+    install_middleware(app)
+    for router in _routers():
+        app.include_router(router)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.reason, exc.details),
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        reason = "; ".join(f"{'.'.join(str(p) for p in d['loc'])}: {d['msg']}" for d in details[:5])
+        return JSONResponse(
+            error_body("invalid_request", reason or "invalid request", details), status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = getattr(request.state, "request_id", None)
+        log.exception("unhandled error", extra={"request_id": request_id})
+        return JSONResponse(
+            error_body(
+                "internal_error",
+                f"internal error (request id {request_id}); it is logged, please report it",
+            ),
+            status_code=500,
+        )

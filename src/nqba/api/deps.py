@@ -1,0 +1,41 @@
+"""Dependencies the routers declare once and use in their signatures.
+
+``ServicesDep`` is the process's wiring; ``SessionDep`` a session for the request, committed
+when the endpoint returns without error. Authentication and the permission guard
+(``CurrentPrincipal``, ``require``) live in :mod:`nqba.api.security`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from nqba.services import Services
+
+
+def get_services(request: Request) -> Services:
+    """The ``Services`` the app was started with."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_session(services: ServicesDep) -> Iterator[Session]:
+    """A session for the request; committed on success, rolled back on error."""
+    session = services.session_factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]

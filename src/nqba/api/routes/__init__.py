@@ -1,0 +1,1 @@
+"""Routers of the platform endpoints (auth, decisions, jobs, audit, engine, health)."""

@@ -1,0 +1,1 @@
+"""Identity: password hashing, access and refresh tokens, API keys, users and organisations."""

@@ -1,0 +1,1 @@
+"""Decisions: run a unit's decision inline or as a job, record it with its audit leaf."""

@@ -1,0 +1,48 @@
+"""The audit record of a decision: what its leaf commits to, recomputable from its row.
+
+The record holds digests of the inputs and outputs (not the data itself), so the log can be
+exported to an auditor without the business data, and any later change to a decision row
+changes the recomputed leaf hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from nqba.audit.merkle import canonical_json
+from nqba.store.models import Decision
+
+RECORD_TYPE = "nqba.decision/v1"
+
+
+def digest(value: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``value``."""
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="microseconds")
+
+
+def decision_record(decision: Decision) -> dict[str, Any]:
+    """The record appended to the audit log when ``decision`` completes."""
+    return {
+        "type": RECORD_TYPE,
+        "decision_id": decision.id,
+        "organisation_id": decision.organisation_id,
+        "unit": decision.unit,
+        "kind": decision.kind,
+        "status": decision.status,
+        "actor_kind": decision.actor_kind,
+        "actor_id": decision.actor_id,
+        "inputs_digest": decision.inputs_digest,
+        "outputs_digest": None if decision.outputs is None else digest(decision.outputs),
+        "error_digest": None if decision.error is None else digest(decision.error),
+        "solver": decision.solver,
+        "objective": decision.objective,
+        "model_version": decision.model_version,
+        "created_at": _timestamp(decision.created_at),
+        "completed_at": _timestamp(decision.completed_at),
+    }

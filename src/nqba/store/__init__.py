@@ -1,0 +1,1 @@
+"""Persistence: the SQLAlchemy models of the platform, sessions, migrations and the cache."""

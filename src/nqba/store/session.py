@@ -1,0 +1,109 @@
+"""Engines and sessions for SQLite (embedded default) and PostgreSQL (production).
+
+Services never commit; the boundary that opened the session does (a request, a job, a CLI
+command). Writes that must not interleave (a decision with its audit leaf) go through
+:func:`write_transaction`, which on SQLite takes the write lock at BEGIN (``BEGIN
+IMMEDIATE``) so two writers queue on the busy timeout instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_IMMEDIATE = "nqba_begin_immediate"
+
+
+class DatabaseConfigError(ValueError):
+    """The database URL names a driver NQBA does not support or cannot load."""
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with NQBA's connection settings (SQLite: WAL, foreign keys)."""
+    try:
+        parsed = make_url(url)
+    except Exception as e:
+        raise DatabaseConfigError(f"not a database URL: {url!r} ({e})") from e
+    backend = parsed.get_backend_name()
+    if backend == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if backend not in ("sqlite", "postgresql"):
+        raise DatabaseConfigError(
+            f"unsupported database {backend!r}: use sqlite:///path or postgresql://..."
+        )
+    if backend == "sqlite":
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        engine = create_engine(parsed, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return create_engine(parsed, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL journal, enforced foreign keys, a busy timeout, and BEGIN emitted by us."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling is turned off so that BEGIN is ours to emit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        in_memory = engine.url.database in (None, "", ":memory:")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions bound to ``engine``; objects stay readable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session whose transaction holds the write lock from its start; commits on success.
+
+    On PostgreSQL this is an ordinary transaction (row locks order the writers); on SQLite it
+    begins with ``BEGIN IMMEDIATE``.
+    """
+    session = factory()
+    try:
+        if session.get_bind().dialect.name == "sqlite":
+            session.connection(execution_options={_IMMEDIATE: True})
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+@contextmanager
+def read_session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reads (and writes that need no ordering); commits on success."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
