@@ -1,13 +1,450 @@
-"""Running decisions: inline, or as jobs that a runner picks up after commit."""
+"""Making decisions: inline for small requests, as jobs for large ones; always audited.
+
+A decision is recorded in the same transaction as its audit leaf. Requests with an
+``Idempotency-Key`` store their first answer in that transaction too, so a retry replays it
+and never makes a second decision. Solving happens outside any database transaction.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from nqba.authz import Principal
+from nqba.decisions.records import decision_record, digest
+from nqba.decisions.registry import DecisionKind, Outcome, Progress, get_kind
+from nqba.engine.errors import EngineError
+from nqba.finance.errors import FinanceError, OptimizationError
+from nqba.store.base import utcnow
+from nqba.store.models import Decision, IdempotencyRecord, Job
+from nqba.store.session import read_session, write_transaction
+from nqba.telemetry.metrics import DECISION_LATENCY, SOLVER_SECONDS
 
 if TYPE_CHECKING:
     from nqba.services import Services
 
+log = logging.getLogger("nqba.decisions")
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+class DecisionInputError(Exception):
+    """The request cannot be decided as given (bad spec, infeasible, bad model): a 4xx."""
+
+    def __init__(self, code: str, reason: str, details: Any = None) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.details = details
+
+
+class IdempotencyConflictError(Exception):
+    """The key was used before with a different request."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to answer: the status, the JSON body, and whether it replays an earlier answer."""
+
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+def classify(error: Exception) -> DecisionInputError | None:
+    """The 4xx a domain error means, or None for an error of ours (a bug: 500)."""
+    if isinstance(error, DecisionInputError):
+        return error
+    if isinstance(error, ValidationError):
+        parts = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in error.errors()
+        ]
+        return DecisionInputError("invalid_request", "; ".join(parts[:5]), error.errors())
+    if isinstance(error, LookupError) and type(error).__name__ == "UnknownDecisionKindError":
+        return DecisionInputError("unknown_decision", str(error))
+    if isinstance(error, OptimizationError):
+        return DecisionInputError("solver_failed", str(error))
+    if isinstance(error, FinanceError):
+        code = {
+            "InfeasiblePortfolioError": "infeasible",
+            "InvalidSpecError": "invalid_spec",
+        }.get(type(error).__name__, "invalid_data")
+        return DecisionInputError(code, str(error))
+    if isinstance(error, EngineError):
+        code = {
+            "UnknownSolverError": "unknown_solver",
+            "ModelTooLargeError": "model_too_large",
+            "BackendUnavailableError": "backend_unavailable",
+            "MissingCredentialsError": "backend_unavailable",
+        }.get(type(error).__name__, "invalid_model")
+        return DecisionInputError(code, str(error).strip("'\""))
+    return None
+
+
+def request_digest(method: str, path: str, inputs: dict[str, Any]) -> str:
+    """What makes two requests 'the same' for an idempotency key."""
+    return digest({"method": method, "path": path, "body": inputs})
+
+
+def _find_replay(
+    session: Session, principal: Principal, key: str, fingerprint: str
+) -> Reply | None:
+    record = session.execute(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.organisation_id == principal.organisation_id,
+            IdempotencyRecord.actor_id == principal.actor_id,
+            IdempotencyRecord.key == key,
+        )
+    ).scalar_one_or_none()
+    if record is None:
+        return None
+    if record.request_digest != fingerprint:
+        raise IdempotencyConflictError(
+            f"Idempotency-Key {key!r} was already used with a different request"
+        )
+    return Reply(record.status_code, dict(record.response), replayed=True)
+
+
+def decide(
+    services: Services,
+    principal: Principal,
+    kind: DecisionKind,
+    request: BaseModel,
+    *,
+    path: str,
+    idempotency_key: str | None = None,
+    force_job: bool = False,
+) -> Reply:
+    """Make the decision ``kind`` on ``request`` for ``principal``; inline or as a job."""
+    inputs = request.model_dump(mode="json")
+    fingerprint = request_digest("POST", path, inputs)
+    if idempotency_key is not None:
+        if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise DecisionInputError(
+                "invalid_idempotency_key",
+                f"Idempotency-Key must have 1 to {MAX_IDEMPOTENCY_KEY} characters",
+            )
+        with read_session(services.session_factory) as session:
+            replay = _find_replay(session, principal, idempotency_key, fingerprint)
+        if replay is not None:
+            return replay
+    job_reason = _job_reason(services, kind, request) if not force_job else "asked for a job"
+    if job_reason is not None:
+        return _submit(
+            services, principal, kind, inputs, fingerprint, idempotency_key, job_reason, path
+        )
+    return _decide_inline(
+        services, principal, kind, request, inputs, fingerprint, idempotency_key, path
+    )
+
+
+def _job_reason(services: Services, kind: DecisionKind, request: BaseModel) -> str | None:
+    settings = services.settings
+    size = kind.size(request)
+    if size > settings.inline_max_variables:
+        return f"{size} variables is more than the inline limit of {settings.inline_max_variables}"
+    seconds = kind.requested_seconds(request)
+    if seconds is not None and seconds > settings.inline_time_limit_s:
+        return (
+            f"a time limit of {seconds:g} s is more than the inline limit of "
+            f"{settings.inline_time_limit_s:g} s"
+        )
+    return None
+
+
+def _new_decision(principal: Principal, kind: DecisionKind, inputs: dict[str, Any]) -> Decision:
+    return Decision(
+        organisation_id=principal.organisation_id,
+        unit=kind.unit,
+        kind=kind.kind,
+        status="queued",
+        actor_kind=principal.actor_kind,
+        actor_id=principal.actor_id,
+        inputs=inputs,
+        inputs_digest=digest(inputs),
+        model_version=kind.model_version,
+        created_at=utcnow(),
+    )
+
+
+def _run(kind: DecisionKind, request: BaseModel, progress: Progress) -> tuple[Outcome, float]:
+    start = time.perf_counter()
+    try:
+        outcome = kind.run(request, progress)
+    except Exception as e:
+        elapsed = time.perf_counter() - start
+        input_error = classify(e)
+        DECISION_LATENCY.labels(
+            kind.unit, kind.kind, "rejected" if input_error else "error"
+        ).observe(elapsed)
+        if input_error is not None:
+            raise input_error from e
+        raise
+    elapsed = time.perf_counter() - start
+    DECISION_LATENCY.labels(kind.unit, kind.kind, "succeeded").observe(elapsed)
+    SOLVER_SECONDS.labels(kind.unit, outcome.solver or "none").observe(
+        float(outcome.timings.get("solve_s", elapsed))
+    )
+    return outcome, elapsed
+
+
+def _complete(decision: Decision, outcome: Outcome, elapsed: float) -> None:
+    decision.status = "succeeded"
+    decision.outputs = outcome.outputs
+    decision.solver = outcome.solver
+    decision.objective = outcome.objective
+    decision.baseline = outcome.baseline
+    decision.timings = {**outcome.timings, "decision_s": elapsed}
+    decision.completed_at = utcnow()
+
+
+def _audit(services: Services, session: Session, decision: Decision) -> bytes:
+    """Append the decision's leaf in ``session``'s transaction; return the leaf hash."""
+    session.flush()
+    leaf = services.audit.append(
+        session,
+        organisation_id=decision.organisation_id,
+        decision_id=decision.id,
+        record=decision_record(decision),
+    )
+    decision.audit_seq = leaf.seq
+    session.flush()
+    return leaf.leaf_hash
+
+
+def response_body(decision: Decision, leaf_hash: bytes) -> dict[str, Any]:
+    """The JSON answer of an inline decision (also what an idempotent retry replays)."""
+    assert decision.audit_seq is not None
+    return {
+        "decision_id": decision.id,
+        "unit": decision.unit,
+        "kind": decision.kind,
+        "status": decision.status,
+        "result": decision.outputs,
+        "solver": decision.solver,
+        "objective": decision.objective,
+        "baseline": decision.baseline,
+        "timings": decision.timings,
+        "model_version": decision.model_version,
+        "audit": {"seq": decision.audit_seq, "leaf_hash": leaf_hash.hex()},
+        "created_at": decision.created_at.isoformat(),
+        "completed_at": None
+        if decision.completed_at is None
+        else decision.completed_at.isoformat(),
+    }
+
+
+def _store_reply(
+    session: Session,
+    principal: Principal,
+    key: str,
+    path: str,
+    fingerprint: str,
+    status_code: int,
+    body: dict[str, Any],
+    decision_id: str,
+) -> None:
+    session.add(
+        IdempotencyRecord(
+            organisation_id=principal.organisation_id,
+            actor_id=principal.actor_id,
+            key=key,
+            method="POST",
+            path=path,
+            request_digest=fingerprint,
+            status_code=status_code,
+            response=body,
+            decision_id=decision_id,
+        )
+    )
+    session.flush()
+
+
+def _replay_after_race(
+    services: Services, principal: Principal, key: str, fingerprint: str
+) -> Reply:
+    """A concurrent request with the same key committed first: answer what it answered."""
+    with read_session(services.session_factory) as session:
+        replay = _find_replay(session, principal, key, fingerprint)
+    if replay is None:  # the unique violation was not the key's: a real error
+        raise RuntimeError("idempotency record vanished after a unique violation")
+    return replay
+
+
+def _decide_inline(
+    services: Services,
+    principal: Principal,
+    kind: DecisionKind,
+    request: BaseModel,
+    inputs: dict[str, Any],
+    fingerprint: str,
+    key: str | None,
+    path: str,
+) -> Reply:
+    decision = _new_decision(principal, kind, inputs)
+    outcome, elapsed = _run(kind, request, lambda fraction, message="": None)
+    try:
+        with write_transaction(services.session_factory) as session:
+            _complete(decision, outcome, elapsed)
+            session.add(decision)
+            leaf_hash = _audit(services, session, decision)
+            body = response_body(decision, leaf_hash)
+            if key is not None:
+                _store_reply(session, principal, key, path, fingerprint, 200, body, decision.id)
+    except IntegrityError:
+        if key is None:
+            raise
+        return _replay_after_race(services, principal, key, fingerprint)
+    return Reply(200, body)
+
+
+def _submit(
+    services: Services,
+    principal: Principal,
+    kind: DecisionKind,
+    inputs: dict[str, Any],
+    fingerprint: str,
+    key: str | None,
+    reason: str,
+    path: str,
+) -> Reply:
+    decision = _new_decision(principal, kind, inputs)
+    try:
+        with write_transaction(services.session_factory) as session:
+            session.add(decision)
+            session.flush()
+            job = Job(
+                organisation_id=principal.organisation_id,
+                decision_id=decision.id,
+                status="queued",
+                runner=services.jobs.name,
+            )
+            session.add(job)
+            session.flush()
+            body = {
+                "decision_id": decision.id,
+                "job_id": job.id,
+                "status": "queued",
+                "reason": reason,
+                "links": {
+                    "job": f"/api/v1/jobs/{job.id}",
+                    "events": f"/api/v1/jobs/{job.id}/events",
+                    "decision": f"/api/v1/decisions/{decision.id}",
+                },
+            }
+            if key is not None:
+                _store_reply(session, principal, key, path, fingerprint, 202, body, decision.id)
+    except IntegrityError:
+        if key is None:
+            raise
+        return _replay_after_race(services, principal, key, fingerprint)
+    services.jobs.enqueue(job.id)  # after commit: a worker never sees an uncommitted job
+    return Reply(202, body)
+
+
+class JobCancelledError(Exception):
+    """The job was asked to stop."""
+
 
 def run_job(services: Services, job_id: str) -> None:
-    """Run the decision of job ``job_id`` (being written by the lead)."""
-    raise NotImplementedError(job_id)
+    """Run job ``job_id``'s decision and record it with its audit leaf (at-least-once safe).
+
+    A finished job is skipped. A job found 'running' is re-run: its worker died before
+    finishing (a live worker holds the message, so nobody else is handed the job).
+    """
+    with write_transaction(services.session_factory) as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status in ("succeeded", "failed", "cancelled"):
+            return
+        decision = session.get(Decision, job.decision_id)
+        assert decision is not None
+        if job.cancel_requested:
+            _finish_cancelled(services, session, job, decision)
+            return
+        job.status = "running"
+        job.attempts += 1
+        job.started_at = utcnow()
+        job.updated_at = utcnow()
+        decision.status = "running"
+        unit, kind_name, inputs = decision.unit, decision.kind, dict(decision.inputs)
+
+    def progress(fraction: float, message: str = "") -> None:
+        with write_transaction(services.session_factory) as s:
+            row = s.get(Job, job_id)
+            assert row is not None
+            if row.cancel_requested:
+                raise JobCancelledError(job_id)
+            row.progress = max(0.0, min(1.0, float(fraction)))
+            row.message = message
+            row.updated_at = utcnow()
+
+    error: dict[str, Any] | None = None
+    outcome: Outcome | None = None
+    elapsed = 0.0
+    cancelled = False
+    try:
+        kind = get_kind(unit, kind_name)
+        request = kind.request_model.model_validate(inputs)
+        outcome, elapsed = _run(kind, request, progress)
+    except JobCancelledError:
+        cancelled = True
+    except DecisionInputError as e:
+        error = {"code": e.code, "reason": e.reason}
+    except Exception as e:
+        input_error = classify(e)
+        if input_error is None:
+            log.exception("job failed", extra={"job": job_id})
+            error = {"code": "internal_error", "reason": f"{type(e).__name__}: {e}"}
+        else:
+            error = {"code": input_error.code, "reason": input_error.reason}
+    with write_transaction(services.session_factory) as session:
+        job = session.get(Job, job_id)
+        decision = session.get(Decision, job.decision_id) if job is not None else None
+        assert job is not None
+        assert decision is not None
+        if job.status in ("succeeded", "failed", "cancelled"):
+            return  # another delivery finished it meanwhile
+        if cancelled or job.cancel_requested:
+            _finish_cancelled(services, session, job, decision)
+            return
+        now = utcnow()
+        if outcome is not None:
+            _complete(decision, outcome, elapsed)
+            job.status = "succeeded"
+            job.message = "done"
+        else:
+            decision.status = "failed"
+            decision.error = error
+            decision.completed_at = now
+            job.status = "failed"
+            job.message = (error or {}).get("reason", "failed")
+        job.progress = 1.0
+        job.finished_at = now
+        job.updated_at = now
+        _audit(services, session, decision)
+
+
+def _finish_cancelled(services: Services, session: Session, job: Job, decision: Decision) -> None:
+    now = utcnow()
+    job.status = "cancelled"
+    job.message = "cancelled"
+    job.finished_at = now
+    job.updated_at = now
+    decision.status = "cancelled"
+    decision.completed_at = now
+    _audit(services, session, decision)
+
+
+def lookup_kind(unit: str, kind: str) -> DecisionKind:
+    """The registered kind, or ``DecisionInputError('unknown_decision')``."""
+    try:
+        return get_kind(unit, kind)
+    except LookupError as e:
+        raise DecisionInputError("unknown_decision", str(e)) from None

@@ -138,8 +138,12 @@ def read_gset(path: str | Path) -> Graph:
     to name the first bad line.
     """
     p = Path(path)
-    where = str(p)
-    lines = _read_text(p).splitlines()
+    return parse_gset(_read_text(p), str(p))
+
+
+def parse_gset(text: str, where: str = "<text>") -> Graph:
+    """Parse G-set text (``n m`` header, then ``i j w`` lines); errors name ``where``."""
+    lines = text.splitlines()
     header_at = next((k for k, line in enumerate(lines) if line.strip()), None)
     if header_at is None:
         raise ModelFormatError(
@@ -280,6 +284,11 @@ def read_bqm_json(path: str | Path) -> dimod.BinaryQuadraticModel:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise ModelFormatError(f"invalid JSON: {e.msg}", path=where, line=e.lineno) from None
+    return bqm_from_serializable(obj, where)
+
+
+def bqm_from_serializable(obj: Any, where: str = "<json>") -> dimod.BinaryQuadraticModel:
+    """A BQM from the decoded JSON of ``bqm.to_serializable()``, validated (finite biases)."""
     if not isinstance(obj, dict) or obj.get("type") != "BinaryQuadraticModel":
         found = obj.get("type") if isinstance(obj, dict) else type(obj).__name__
         raise ModelFormatError(
@@ -316,12 +325,16 @@ def _validate(bqm: dimod.BinaryQuadraticModel, where: str) -> None:
 def read_qubo(path: str | Path) -> dimod.BinaryQuadraticModel:
     """Read a QUBO triplet file (see the module docstring) into a BINARY BQM."""
     p = Path(path)
-    where = str(p)
+    return parse_qubo(_read_text(p), str(p))
+
+
+def parse_qubo(text: str, where: str = "<text>") -> dimod.BinaryQuadraticModel:
+    """Parse QUBO triplet text into a BINARY BQM; errors name ``where`` and the line."""
     header: tuple[int, int, int] | None = None  # (line, nNodes, nCouplers)
     seen: dict[tuple[int, int], int] = {}
     linear: dict[Hashable, float] = {}
     quadratic: dict[tuple[Hashable, Hashable], float] = {}
-    for lineno, raw in enumerate(_read_text(p).splitlines(), start=1):
+    for lineno, raw in enumerate(text.splitlines(), start=1):
         tokens = raw.split("#", 1)[0].split()
         if not tokens or tokens[0] == "c":
             continue

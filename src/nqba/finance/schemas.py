@@ -225,3 +225,95 @@ class Frontier(_Strict):
     def weights_frame(self) -> pd.DataFrame:
         """Weights as a DataFrame, one row per point, one column per asset."""
         return pd.DataFrame(self.weights, columns=self.assets, dtype=float)
+
+
+class MarketInputs(_Strict):
+    """The market a portfolio decision is made on: expected returns and covariance, or prices.
+
+    Give ``expected_returns`` and ``covariance`` (annualised, in the order of ``assets``), or
+    ``prices`` (one row per period, one column per asset, oldest first; ``null`` for a
+    missing price) from which they are estimated.
+    """
+
+    assets: list[str] = Field(min_length=2, max_length=5000, examples=[["AAPL", "MSFT", "XOM"]])
+    expected_returns: list[float] | None = Field(
+        default=None,
+        description="Annualised expected return of each asset.",
+        examples=[[0.12, 0.10, 0.07]],
+    )
+    covariance: list[list[float]] | None = Field(
+        default=None,
+        description="Annualised covariance matrix, rows and columns in the order of assets.",
+        examples=[[[0.04, 0.01, 0.0], [0.01, 0.03, 0.0], [0.0, 0.0, 0.02]]],
+    )
+    prices: list[list[float | None]] | None = Field(
+        default=None,
+        description="Prices: one row per period (oldest first), one column per asset.",
+    )
+    dates: list[str] | None = Field(
+        default=None, description="ISO date of each row of prices (default: 0, 1, 2, ...)."
+    )
+    returns_method: Literal["arithmetic", "cagr", "ewma"] = "arithmetic"
+    covariance_method: Literal["sample", "ledoit_wolf"] = "ledoit_wolf"
+    periods_per_year: int = Field(default=252, ge=1, le=366)
+
+
+class PortfolioOptimizationRequest(_Strict):
+    """Body of ``POST /api/v1/goliath/portfolio-optimization``."""
+
+    market: MarketInputs
+    spec: OptimizeSpec = Field(default_factory=OptimizeSpec)
+
+
+class FrontierRequest(_Strict):
+    """Body of ``POST /api/v1/goliath/efficient-frontier``."""
+
+    market: MarketInputs
+    spec: OptimizeSpec = Field(
+        default_factory=OptimizeSpec,
+        description="Constraints, risk-free rate and solver (the objective is not used).",
+    )
+    n_points: int = Field(default=50, ge=2, le=1000)
+    method: FrontierMethod = "auto"
+
+
+class PortfolioSelectionRequest(_Strict):
+    """Body of ``POST /api/v1/goliath/portfolio-selection``: hold exactly (or at most) k assets.
+
+    Minimises ``risk_weight * variance - (1 - risk_weight) * expected_return`` (the Chang et
+    al. model) with the engine choosing the assets and a branch and bound proving the result.
+    """
+
+    market: MarketInputs
+    k: int = Field(ge=1, description="Number of assets to hold.")
+    risk_weight: float = Field(default=0.5, ge=0, le=1)
+    min_weight: float = Field(default=0.01, ge=0, le=1)
+    max_weight: float = Field(default=1.0, gt=0, le=1)
+    exact_k: bool = Field(default=True, description="Exactly k assets (else at most k).")
+    time_limit: float | None = Field(
+        default=None, gt=0, le=3600, description="Seconds for the whole decision."
+    )
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+
+
+class SelectionResult(_Strict):
+    """A cardinality-constrained portfolio, its proof status and the engine-only baseline."""
+
+    weights: dict[str, float]
+    support: list[str]
+    objective: float
+    expected_return: float
+    variance: float
+    lower_bound: float | None
+    gap: float | None
+    relative_gap: float | None
+    proven_optimal: bool
+    bound_method: str
+    method: str
+    k: int
+    risk_weight: float
+    baseline: dict[str, float | list[str] | str | None] = Field(
+        description="The engine's own selection on the same inputs, before local search."
+    )
+    timings: dict[str, float]
+    notes: list[str]
