@@ -33,9 +33,15 @@ TAGS = [
 
 def _routers() -> list[Any]:
     """Every router of the API (imported here so that ``create_app`` is the one entry)."""
-    from nqba.api.routes import health
+    from nqba.api.routes import decisions, engine, health
+    from nqba.finance import endpoints as finance_endpoints
 
-    return [health.router]
+    return [
+        health.router,
+        decisions.router,
+        finance_endpoints.router,
+        engine.router,
+    ]
 
 
 def create_app(services: Services | None = None, settings: Settings | None = None) -> FastAPI:
