@@ -11,6 +11,7 @@ from typer.exceptions import TyperException
 from nqba import __version__
 from nqba.cli.engine import example_command, solve_command, solvers_command
 from nqba.cli.finance import finance_app
+from nqba.cli.serve import db_app, serve_command
 
 app = typer.Typer(
     name="nqba",
@@ -46,6 +47,8 @@ app.command("solve")(solve_command)
 app.command("solvers")(solvers_command)
 app.command("example")(example_command)
 app.add_typer(finance_app)
+app.command("serve")(serve_command)
+app.add_typer(db_app)
 
 
 def main() -> None:
