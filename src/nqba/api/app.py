@@ -16,6 +16,7 @@ from nqba import __version__
 from nqba.api.errors import ApiError, error_body
 from nqba.config import Settings
 from nqba.services import Services, build_services
+from nqba.telemetry.tracing import configure_tracing, shutdown_tracing
 
 log = logging.getLogger("nqba.api")
 
@@ -33,14 +34,16 @@ TAGS = [
 
 def _routers() -> list[Any]:
     """Every router of the API (imported here so that ``create_app`` is the one entry)."""
-    from nqba.api.routes import decisions, engine, health
+    from nqba.api.routes import auth, decisions, engine, health, jobs
     from nqba.finance import endpoints as finance_endpoints
 
     return [
         health.router,
+        auth.router,
         decisions.router,
         finance_endpoints.router,
         engine.router,
+        jobs.router,
     ]
 
 
@@ -51,9 +54,12 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or build_services(settings, migrate=True)
+        tracing = configure_tracing(app.state.services.settings.otel_endpoint)
         try:
             yield
         finally:
+            if tracing:
+                shutdown_tracing()
             if owned:
                 app.state.services.close()
 

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nqba.telemetry.logging import request_id_var
 from nqba.telemetry.metrics import REQUEST_LATENCY, REQUESTS_IN_FLIGHT
+from nqba.telemetry.tracing import span
 
 log = logging.getLogger("nqba.access")
 
@@ -46,7 +47,14 @@ class RequestContextMiddleware:
 
         REQUESTS_IN_FLIGHT.inc()
         try:
-            await self.app(scope, receive, send_with_id)
+            with span(
+                f"{scope['method']} {scope['path']}",
+                **{"http.method": scope["method"], "nqba.request_id": request_id},
+            ) as current:
+                await self.app(scope, receive, send_with_id)
+                if current is not None:
+                    current.set_attribute("http.route", _route_template(scope))
+                    current.set_attribute("http.status_code", status)
         finally:
             REQUESTS_IN_FLIGHT.dec()
             elapsed = time.perf_counter() - start

@@ -26,6 +26,7 @@ from nqba.store.base import utcnow
 from nqba.store.models import Decision, IdempotencyRecord, Job
 from nqba.store.session import read_session, write_transaction
 from nqba.telemetry.metrics import DECISION_LATENCY, SOLVER_SECONDS
+from nqba.telemetry.tracing import span
 
 if TYPE_CHECKING:
     from nqba.services import Services
@@ -177,7 +178,8 @@ def _new_decision(principal: Principal, kind: DecisionKind, inputs: dict[str, An
 def _run(kind: DecisionKind, request: BaseModel, progress: Progress) -> tuple[Outcome, float]:
     start = time.perf_counter()
     try:
-        outcome = kind.run(request, progress)
+        with span("decision", **{"nqba.unit": kind.unit, "nqba.kind": kind.kind}):
+            outcome = kind.run(request, progress)
     except Exception as e:
         elapsed = time.perf_counter() - start
         input_error = classify(e)
