@@ -18,7 +18,10 @@ PLACEHOLDER_SECRET = "change-me"
 
 
 class InsecureSettingsError(ValueError):
-    """A secret still holds its placeholder (or is too short) outside development."""
+    """A secret still holds its placeholder (or is too short) outside development.
+
+    Raised inside validation, so callers see it as a pydantic ``ValidationError``.
+    """
 
 
 class Settings(BaseSettings):
