@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -23,11 +25,15 @@ def test_defaults_are_the_embedded_ones() -> None:
 def test_placeholder_or_short_secrets_are_refused_outside_development(
     environment: str, secret: str
 ) -> None:
-    values = {"secret_key": REAL, "audit_signing_key": REAL, "environment": environment}
-    Settings(**values)  # real secrets: accepted
+    values: dict[str, Any] = {
+        "secret_key": REAL,
+        "audit_signing_key": REAL,
+        "environment": environment,
+    }
+    Settings.model_validate(values)  # real secrets: accepted
     for bad in (PLACEHOLDER_SECRET, "short"):
         with pytest.raises(ValidationError, match=f"NQBA_{secret.upper()}"):
-            Settings(**{**values, secret: bad})
+            Settings.model_validate({**values, secret: bad})
 
 
 def test_production_is_configured_through_the_environment(

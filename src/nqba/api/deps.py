@@ -38,4 +38,6 @@ def get_session(services: ServicesDep) -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+"""Committed when the endpoint function returns, before the response is sent, so a failed
+commit is an error response and the next request sees the write."""
