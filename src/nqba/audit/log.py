@@ -1,21 +1,52 @@
-"""The audit log in the database: append a leaf in the caller's transaction.
+"""The audit log in the database: append a leaf in the caller's transaction, sign checkpoints.
 
 Appending first increments the single ``audit_head`` row (``UPDATE ... RETURNING``), which
 takes that row's lock, so concurrent appends get consecutive sequence numbers with no gaps;
-the leaf row is then inserted in the same transaction as the decision it records.
+the leaf row is then inserted in the same transaction as the decision it records. When the
+append makes the size a multiple of ``audit_checkpoint_every``, a checkpoint of the new size
+is signed in that same transaction.
+
+Roots and proofs are computed from the stored leaf hashes (RFC 6962, no stored inner nodes):
+each reads every leaf hash up to the tree size, O(n) rows of 32 bytes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from nqba.audit import merkle
+from nqba.audit import repository as repo
+from nqba.audit.checkpoints import CheckpointSigner
+from nqba.audit.errors import AuditRangeError
 from nqba.audit.merkle import canonical_json, leaf_hash
 from nqba.config import Settings
-from nqba.store.models import AuditLeaf
+from nqba.store.models import AuditCheckpoint, AuditLeaf
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """Leaf ``seq`` is in the tree of ``tree_size`` leaves with ``root_hash``: ``path`` shows it."""
+
+    seq: int
+    tree_size: int
+    leaf_hash: bytes
+    root_hash: bytes
+    path: list[bytes]
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """The tree of ``first`` leaves is a prefix of the tree of ``second``: ``path`` shows it."""
+
+    first: int
+    second: int
+    first_root: bytes
+    second_root: bytes
+    path: list[bytes]
 
 
 class AuditLog:
@@ -23,11 +54,21 @@ class AuditLog:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.signer = CheckpointSigner.from_settings(settings)
+        self.checkpoint_every = settings.audit_checkpoint_every
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuditLog:
-        """The log as configured (origin, signing key, checkpoint interval)."""
+        """The log as configured (origin, signing key, checkpoint interval).
+
+        Raises AuditKeyError when ``audit_signing_key`` is not a base64 32-byte seed.
+        """
         return cls(settings)
+
+    @property
+    def origin(self) -> str:
+        """The log's name in its checkpoints."""
+        return self.signer.origin
 
     def append(
         self,
@@ -37,13 +78,15 @@ class AuditLog:
         decision_id: str | None,
         record: Mapping[str, Any],
     ) -> AuditLeaf:
-        """Add ``record`` as the next leaf, in ``session``'s transaction (not committed here)."""
+        """Add ``record`` as the next leaf, in ``session``'s transaction (not committed here).
+
+        If the new size is a multiple of ``audit_checkpoint_every``, a checkpoint of it is
+        signed and stored in the same transaction (that reads every leaf hash: O(n)).
+        """
         payload = canonical_json(record)
-        size = session.execute(
-            text("UPDATE audit_head SET tree_size = tree_size + 1 WHERE id = 1 RETURNING tree_size")
-        ).scalar_one()
+        size = repo.increment_head(session)
         leaf = AuditLeaf(
-            seq=int(size) - 1,
+            seq=size - 1,
             leaf_hash=leaf_hash(payload),
             payload=payload.decode("utf-8"),
             organisation_id=organisation_id,
@@ -51,4 +94,103 @@ class AuditLog:
         )
         session.add(leaf)
         session.flush()
+        if size % self.checkpoint_every == 0:
+            self._sign(session, size)
         return leaf
+
+    def checkpoint(self, session: Session) -> AuditCheckpoint:
+        """Sign a checkpoint of the current size now, unless the latest one already has it.
+
+        Holds the head row's lock while signing, so no append slips in between reading the
+        size and the leaves. Returns the new checkpoint, or the latest when the size has not
+        changed since. An empty log gets a checkpoint of size 0 (root SHA-256 of nothing).
+        """
+        size = repo.lock_head(session)
+        latest = repo.latest_checkpoint(session)
+        if latest is not None and latest.tree_size == size:
+            return latest
+        return self._sign(session, size)
+
+    def _sign(self, session: Session, size: int) -> AuditCheckpoint:
+        root = merkle.root_hash(repo.leaf_hashes(session, size))
+        return repo.add_checkpoint(session, self.signer.sign(size, root))
+
+    def tree_size(self, session: Session) -> int:
+        """The number of leaves appended so far."""
+        return repo.head_size(session)
+
+    def leaf_hashes(self, session: Session, size: int | None = None) -> list[bytes]:
+        """Leaf hashes of seq 0..size-1 (the whole log by default), in order.
+
+        Reads all of them: O(n) rows, 32 bytes each. Raises AuditIntegrityError on a gap.
+        """
+        return repo.leaf_hashes(session, self._size(session, size, "tree size"))
+
+    def root(self, session: Session, size: int | None = None) -> bytes:
+        """The RFC 6962 root of the first ``size`` leaves (the whole log by default)."""
+        return merkle.root_hash(self.leaf_hashes(session, size))
+
+    def inclusion_proof(self, session: Session, seq: int, tree_size: int) -> InclusionProof:
+        """Audit path of leaf ``seq`` in the tree of ``tree_size`` leaves, with that root.
+
+        AuditRangeError when ``seq`` or ``tree_size`` is negative, ``seq >= tree_size``, or
+        ``tree_size`` is beyond the log. Reads tree_size leaf hashes (O(n)).
+        """
+        if seq < 0:
+            raise AuditRangeError(f"seq must be non-negative, got {seq}")
+        size = self._size(session, tree_size, "tree_size")
+        if seq >= size:
+            raise AuditRangeError(f"seq {seq} is not below tree_size {size}")
+        hashes = repo.leaf_hashes(session, size)
+        return InclusionProof(
+            seq=seq,
+            tree_size=size,
+            leaf_hash=hashes[seq],
+            root_hash=merkle.root_hash(hashes),
+            path=merkle.inclusion_proof(seq, hashes),
+        )
+
+    def consistency_proof(self, session: Session, first: int, second: int) -> ConsistencyProof:
+        """Proof that the tree of ``first`` leaves is a prefix of the tree of ``second``.
+
+        AuditRangeError when ``first`` is not in 1..second or ``second`` is beyond the log.
+        Reads ``second`` leaf hashes (O(n)).
+        """
+        size = self._size(session, second, "second")
+        if first < 1:
+            raise AuditRangeError(
+                f"first must be at least 1 (a proof from the empty tree proves nothing), "
+                f"got {first}"
+            )
+        if first > size:
+            raise AuditRangeError(f"first {first} is larger than second {size}")
+        hashes = repo.leaf_hashes(session, size)
+        return ConsistencyProof(
+            first=first,
+            second=size,
+            first_root=merkle.root_hash(hashes[:first]),
+            second_root=merkle.root_hash(hashes),
+            path=merkle.consistency_proof(first, hashes),
+        )
+
+    def latest_checkpoint(self, session: Session) -> AuditCheckpoint | None:
+        """The checkpoint of the largest tree, or None before the first."""
+        return repo.latest_checkpoint(session)
+
+    def checkpoint_at(self, session: Session, tree_size: int) -> AuditCheckpoint | None:
+        """The checkpoint of exactly ``tree_size`` leaves, or None."""
+        return repo.checkpoint_at(session, tree_size)
+
+    def leaf(self, session: Session, seq: int) -> AuditLeaf | None:
+        """Leaf ``seq``, or None."""
+        return repo.get_leaf(session, seq)
+
+    def _size(self, session: Session, size: int | None, name: str) -> int:
+        current = repo.head_size(session)
+        if size is None:
+            return current
+        if size < 0:
+            raise AuditRangeError(f"{name} must be non-negative, got {size}")
+        if size > current:
+            raise AuditRangeError(f"{name} {size} is beyond the log, which has {current} leaves")
+        return size

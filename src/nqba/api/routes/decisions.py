@@ -8,13 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from nqba.api.decide import IdempotencyKey, answer
 from nqba.api.deps import ServicesDep, SessionDep
 from nqba.api.errors import ERROR_RESPONSES, ApiError, ForbiddenError, NotFoundError
 from nqba.api.security import CurrentPrincipal
-from nqba.audit.merkle import inclusion_proof, root_hash
 from nqba.authz import Principal
 from nqba.authz.permissions import UNITS, decide_permission, read_permission
 from nqba.decisions.registry import RESERVED_UNITS
@@ -31,7 +30,8 @@ from nqba.decisions.schemas import (
     JobAccepted,
 )
 from nqba.decisions.service import DecisionInputError, lookup_kind
-from nqba.store.models import AuditCheckpoint, AuditLeaf, Decision
+from nqba.services import Services
+from nqba.store.models import AuditLeaf, Decision
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -141,6 +141,7 @@ def decisions_list(
     summary="One decision: inputs, outputs, solver, timings, baseline and audit proof",
 )
 def decision_detail(
+    services: ServicesDep,
     session: SessionDep,
     principal: CurrentPrincipal,
     decision_id: Annotated[str, Path(max_length=36)],
@@ -159,27 +160,24 @@ def decision_detail(
         baseline=decision.baseline,
         timings=decision.timings,
         model_version=decision.model_version,
-        proof=None if leaf is None else _proof(session, leaf),
+        proof=None if leaf is None else _proof(services, session, leaf),
     )
 
 
-def _proof(session: Any, leaf: AuditLeaf) -> AuditProof:
+def _proof(services: Services, session: Session, leaf: AuditLeaf) -> AuditProof:
     """Inclusion of ``leaf`` in the latest signed checkpoint covering it, else the whole log."""
-    checkpoint_size = session.execute(
-        select(func.max(AuditCheckpoint.tree_size))
-    ).scalar_one_or_none()
-    signed = checkpoint_size is not None and checkpoint_size > leaf.seq
-    size = checkpoint_size if signed else None
-    query = select(AuditLeaf.leaf_hash).order_by(AuditLeaf.seq)
-    if size is not None:
-        query = query.where(AuditLeaf.seq < size)
-    hashes = [bytes(h) for h in session.execute(query).scalars()]
+    checkpoint = services.audit.latest_checkpoint(session)
+    signed = checkpoint is not None and checkpoint.tree_size > leaf.seq
+    size = checkpoint.tree_size if checkpoint is not None and signed else None
+    proof = services.audit.inclusion_proof(
+        session, leaf.seq, size if size is not None else services.audit.tree_size(session)
+    )
     return AuditProof(
-        seq=leaf.seq,
-        leaf_hash=leaf.leaf_hash.hex(),
-        tree_size=len(hashes),
-        root_hash=root_hash(hashes).hex(),
-        inclusion_proof=[h.hex() for h in inclusion_proof(leaf.seq, hashes)],
+        seq=proof.seq,
+        leaf_hash=proof.leaf_hash.hex(),
+        tree_size=proof.tree_size,
+        root_hash=proof.root_hash.hex(),
+        inclusion_proof=[h.hex() for h in proof.path],
         checkpoint_signed=signed,
     )
 

@@ -1,0 +1,164 @@
+"""Every query of the audit tables (and the decision rows the verifier compares with).
+
+Functions take the caller's session and never commit. ``audit_head`` holds the log's size;
+``UPDATE audit_head ... RETURNING`` takes that row's write lock, which is how appends and
+checkpoint signing are serialised on PostgreSQL and SQLite alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, defer
+
+from nqba.audit.checkpoints import SignedCheckpoint
+from nqba.audit.errors import AuditIntegrityError
+from nqba.store.models import AuditCheckpoint, AuditLeaf, Decision
+
+BATCH_SIZE = 1000
+"""Rows fetched per round trip when streaming the log."""
+
+
+class LeafRow(NamedTuple):
+    """One stored leaf, as read for export or verification."""
+
+    seq: int
+    leaf_hash: bytes
+    payload: str
+    organisation_id: str
+    decision_id: str | None
+    created_at: datetime
+
+
+def increment_head(session: Session) -> int:
+    """Add one to the log's size (taking the head row's lock) and return the new size."""
+    size = session.execute(
+        text("UPDATE audit_head SET tree_size = tree_size + 1 WHERE id = 1 RETURNING tree_size")
+    ).scalar_one()
+    return int(size)
+
+
+def lock_head(session: Session) -> int:
+    """The log's size, read under the head row's write lock (no append can run meanwhile)."""
+    size = session.execute(
+        text("UPDATE audit_head SET tree_size = tree_size WHERE id = 1 RETURNING tree_size")
+    ).scalar_one()
+    return int(size)
+
+
+def head_size(session: Session) -> int:
+    """The log's size as the head row records it (no lock)."""
+    size = session.execute(text("SELECT tree_size FROM audit_head WHERE id = 1")).scalar_one()
+    return int(size)
+
+
+def leaf_hashes(session: Session, size: int) -> list[bytes]:
+    """The stored leaf hashes of seq 0..size-1, in order.
+
+    Reads ``size`` rows (32 bytes each): O(n) in the log's size, as every root or proof over
+    an RFC 6962 tree without stored inner nodes is. Raises AuditIntegrityError when a seq is
+    missing, so a damaged log is never signed or proven over.
+    """
+    rows = session.execute(
+        select(AuditLeaf.seq, AuditLeaf.leaf_hash)
+        .where(AuditLeaf.seq < size)
+        .order_by(AuditLeaf.seq)
+    ).all()
+    hashes: list[bytes] = []
+    for expected, (seq, digest) in enumerate(rows):
+        if seq != expected:
+            raise AuditIntegrityError(f"audit log leaf {expected} is missing (found {seq} next)")
+        hashes.append(bytes(digest))
+    if len(hashes) != size:
+        raise AuditIntegrityError(
+            f"audit log has {len(hashes)} leaves below its size {size}; leaf {len(hashes)} "
+            "is missing"
+        )
+    return hashes
+
+
+def get_leaf(session: Session, seq: int) -> AuditLeaf | None:
+    """Leaf ``seq``, or None."""
+    return session.get(AuditLeaf, seq)
+
+
+def iter_leaf_rows(session: Session) -> Iterator[LeafRow]:
+    """Every leaf in seq order as plain rows, fetched in batches (export and verification)."""
+    result = session.execute(
+        select(
+            AuditLeaf.seq,
+            AuditLeaf.leaf_hash,
+            AuditLeaf.payload,
+            AuditLeaf.organisation_id,
+            AuditLeaf.decision_id,
+            AuditLeaf.created_at,
+        )
+        .order_by(AuditLeaf.seq)
+        .execution_options(yield_per=BATCH_SIZE)
+    )
+    for seq, digest, payload, organisation_id, decision_id, created_at in result:
+        yield LeafRow(seq, bytes(digest), payload, organisation_id, decision_id, created_at)
+
+
+def add_checkpoint(session: Session, checkpoint: SignedCheckpoint) -> AuditCheckpoint:
+    """Store a signed checkpoint (flushed, not committed)."""
+    row = AuditCheckpoint(
+        tree_size=checkpoint.tree_size,
+        root_hash=checkpoint.root_hash,
+        origin=checkpoint.origin,
+        key_id=checkpoint.key_id,
+        signature=checkpoint.signature,
+    )
+    if checkpoint.created_at is not None:
+        row.created_at = checkpoint.created_at
+    session.add(row)
+    session.flush()
+    return row
+
+
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    """The checkpoint of the largest tree, or None before the first."""
+    return session.execute(
+        select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def checkpoint_at(session: Session, tree_size: int) -> AuditCheckpoint | None:
+    """The checkpoint of exactly ``tree_size`` leaves, or None."""
+    return session.get(AuditCheckpoint, tree_size)
+
+
+def all_checkpoints(session: Session) -> list[AuditCheckpoint]:
+    """Every checkpoint, smallest tree first."""
+    return list(
+        session.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size)).scalars()
+    )
+
+
+def iter_recorded_decisions(session: Session) -> Iterator[Decision]:
+    """Decisions that have an audit leaf (``audit_seq`` set), in seq order, in batches.
+
+    The inputs, baseline and timings are not loaded (the audit record holds digests only);
+    they load on access if a later record needs them.
+    """
+    result = session.execute(
+        select(Decision)
+        .options(defer(Decision.inputs), defer(Decision.baseline), defer(Decision.timings))
+        .where(Decision.audit_seq.is_not(None))
+        .order_by(Decision.audit_seq)
+        .execution_options(yield_per=BATCH_SIZE)
+    )
+    yield from result.scalars()
+
+
+def snapshot(session: Session) -> None:
+    """Make the session's reads one consistent snapshot (REPEATABLE READ on PostgreSQL).
+
+    SQLite's read transactions are snapshots already. Call before the first query.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        options: dict[str, Any] = {"isolation_level": "REPEATABLE READ"}
+        session.connection(execution_options=options)
