@@ -34,7 +34,7 @@ TAGS = [
 
 def _routers() -> list[Any]:
     """Every router of the API (imported here so that ``create_app`` is the one entry)."""
-    from nqba.api.routes import auth, decisions, engine, health, jobs
+    from nqba.api.routes import audit, auth, decisions, engine, health, jobs
     from nqba.finance import endpoints as finance_endpoints
 
     return [
@@ -44,6 +44,7 @@ def _routers() -> list[Any]:
         finance_endpoints.router,
         engine.router,
         jobs.router,
+        audit.router,
     ]
 
 
