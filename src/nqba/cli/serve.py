@@ -53,6 +53,8 @@ def serve_command(
     def run() -> None:
         import uvicorn
 
+        from nqba.audit.errors import AuditKeyError
+        from nqba.audit.log import AuditLog
         from nqba.telemetry.logging import configure_logging
 
         settings = _settings()
@@ -61,6 +63,10 @@ def serve_command(
                 "--workers > 1 needs NQBA_JOBS=celery: in-process jobs live in one process",
                 USAGE_EXIT,
             )
+        try:
+            AuditLog.from_settings(settings)  # an unusable signing key stops here, in one line
+        except AuditKeyError as e:
+            raise CliError(f"settings: {e}", USAGE_EXIT) from None
         configure_logging(json_lines=settings.log_json)
         created = bootstrap(settings.database_url)
         if created is not None:
