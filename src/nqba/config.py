@@ -41,9 +41,12 @@ class Settings(BaseSettings):
         default=None, description="Celery broker; defaults to redis_url."
     )
     celery_visibility_timeout_s: float = Field(
-        default=300.0,
+        default=900.0,
         gt=0,
-        description="Seconds before an unacknowledged job (its worker died) is delivered again.",
+        description=(
+            "Seconds before an unacknowledged job (its worker died) is delivered again; keep "
+            "it above job_time_limit_s."
+        ),
     )
     job_time_limit_s: float = Field(default=600.0, gt=0, description="Hard limit of one job.")
     job_max_retries: int = Field(default=3, ge=0)

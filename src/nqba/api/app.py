@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nqba import __version__
 from nqba.api.errors import ApiError, error_body
 from nqba.config import Settings
+from nqba.jobs.runners import requeue_orphans
 from nqba.services import Services, build_services
 from nqba.telemetry.tracing import configure_tracing, shutdown_tracing
 
@@ -55,6 +56,8 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or build_services(settings, migrate=True)
+        if owned and app.state.services.settings.jobs == "inprocess":
+            requeue_orphans(app.state.services.session_factory, app.state.services.jobs)
         tracing = configure_tracing(app.state.services.settings.otel_endpoint)
         try:
             yield

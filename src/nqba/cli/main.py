@@ -9,9 +9,12 @@ import typer
 from typer.exceptions import TyperException
 
 from nqba import __version__
+from nqba.cli.audit import audit_app
 from nqba.cli.engine import example_command, solve_command, solvers_command
 from nqba.cli.finance import finance_app
 from nqba.cli.serve import db_app, serve_command
+from nqba.cli.users import users_app
+from nqba.cli.worker import worker_command
 
 app = typer.Typer(
     name="nqba",
@@ -49,6 +52,9 @@ app.command("example")(example_command)
 app.add_typer(finance_app)
 app.command("serve")(serve_command)
 app.add_typer(db_app)
+app.command("worker")(worker_command)
+app.add_typer(users_app)
+app.add_typer(audit_app)
 
 
 def main() -> None:

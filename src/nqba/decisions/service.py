@@ -22,8 +22,17 @@ from nqba.decisions.records import decision_record, digest
 from nqba.decisions.registry import DecisionKind, Outcome, Progress, get_kind
 from nqba.engine.errors import EngineError
 from nqba.finance.errors import FinanceError, OptimizationError
+from nqba.jobs.repository import (
+    JobCancelled,
+    JobSuperseded,
+    claim,
+    create_job,
+    finish,
+    report_progress,
+)
+from nqba.jobs.runners import enqueue_after_commit
 from nqba.store.base import utcnow
-from nqba.store.models import Decision, IdempotencyRecord, Job
+from nqba.store.models import Decision, IdempotencyRecord
 from nqba.store.session import read_session, write_transaction
 from nqba.telemetry.metrics import DECISION_LATENCY, SOLVER_SECONDS
 from nqba.telemetry.tracing import span
@@ -322,14 +331,13 @@ def _submit(
         with write_transaction(services.session_factory) as session:
             session.add(decision)
             session.flush()
-            job = Job(
+            job = create_job(
+                session,
                 organisation_id=principal.organisation_id,
                 decision_id=decision.id,
-                status="queued",
                 runner=services.jobs.name,
             )
-            session.add(job)
-            session.flush()
+            enqueue_after_commit(session, services.jobs, job.id)
             body = {
                 "decision_id": decision.id,
                 "job_id": job.id,
@@ -347,101 +355,56 @@ def _submit(
         if key is None:
             raise
         return _replay_after_race(services, principal, key, fingerprint)
-    services.jobs.enqueue(job.id)  # after commit: a worker never sees an uncommitted job
     return Reply(202, body)
-
-
-class JobCancelledError(Exception):
-    """The job was asked to stop."""
 
 
 def run_job(services: Services, job_id: str) -> None:
     """Run job ``job_id``'s decision and record it with its audit leaf (at-least-once safe).
 
-    A finished job is skipped. A job found 'running' is re-run: its worker died before
-    finishing (a live worker holds the message, so nobody else is handed the job).
+    The claim rules of :mod:`nqba.jobs.repository` decide whether this delivery runs the job;
+    only the attempt that still holds the job can finish it, so a decision is recorded once.
     """
-    with write_transaction(services.session_factory) as session:
-        job = session.get(Job, job_id)
-        if job is None or job.status in ("succeeded", "failed", "cancelled"):
+    factory = services.session_factory
+    with write_transaction(factory) as session:
+        job = claim(session, job_id)
+        if job is None:
             return
-        decision = session.get(Decision, job.decision_id)
-        assert decision is not None
-        if job.cancel_requested:
-            _finish_cancelled(services, session, job, decision)
-            return
-        job.status = "running"
-        job.attempts += 1
-        job.started_at = utcnow()
-        job.updated_at = utcnow()
-        decision.status = "running"
+        decision = session.get_one(Decision, job.decision_id)
         unit, kind_name, inputs = decision.unit, decision.kind, dict(decision.inputs)
 
     def progress(fraction: float, message: str = "") -> None:
-        with write_transaction(services.session_factory) as s:
-            row = s.get(Job, job_id)
-            assert row is not None
-            if row.cancel_requested:
-                raise JobCancelledError(job_id)
-            row.progress = max(0.0, min(1.0, float(fraction)))
-            row.message = message
-            row.updated_at = utcnow()
+        report_progress(factory, job_id, fraction, message)
 
     error: dict[str, Any] | None = None
     outcome: Outcome | None = None
     elapsed = 0.0
-    cancelled = False
     try:
+        progress(0.0, "started")
         kind = get_kind(unit, kind_name)
         request = kind.request_model.model_validate(inputs)
         outcome, elapsed = _run(kind, request, progress)
-    except JobCancelledError:
-        cancelled = True
+    except (JobCancelled, JobSuperseded):
+        raise  # the runner finishes a cancelled job; a superseded attempt leaves it alone
     except DecisionInputError as e:
         error = {"code": e.code, "reason": e.reason}
     except Exception as e:
         input_error = classify(e)
         if input_error is None:
-            log.exception("job failed", extra={"job": job_id})
-            error = {"code": "internal_error", "reason": f"{type(e).__name__}: {e}"}
-        else:
-            error = {"code": input_error.code, "reason": input_error.reason}
-    with write_transaction(services.session_factory) as session:
-        job = session.get(Job, job_id)
-        decision = session.get(Decision, job.decision_id) if job is not None else None
-        assert job is not None
-        assert decision is not None
-        if job.status in ("succeeded", "failed", "cancelled"):
-            return  # another delivery finished it meanwhile
-        if cancelled or job.cancel_requested:
-            _finish_cancelled(services, session, job, decision)
-            return
-        now = utcnow()
+            raise  # a bug: the runner fails the job and logs it
+        error = {"code": input_error.code, "reason": input_error.reason}
+    with write_transaction(factory) as session:
         if outcome is not None:
+            finish(session, job, "succeeded", "done")
+            decision = session.get_one(Decision, job.decision_id, populate_existing=True)
             _complete(decision, outcome, elapsed)
-            job.status = "succeeded"
-            job.message = "done"
         else:
+            assert error is not None
+            finish(session, job, "failed", error["reason"])
+            decision = session.get_one(Decision, job.decision_id, populate_existing=True)
             decision.status = "failed"
             decision.error = error
-            decision.completed_at = now
-            job.status = "failed"
-            job.message = (error or {}).get("reason", "failed")
-        job.progress = 1.0
-        job.finished_at = now
-        job.updated_at = now
+            decision.completed_at = utcnow()
         _audit(services, session, decision)
-
-
-def _finish_cancelled(services: Services, session: Session, job: Job, decision: Decision) -> None:
-    now = utcnow()
-    job.status = "cancelled"
-    job.message = "cancelled"
-    job.finished_at = now
-    job.updated_at = now
-    decision.status = "cancelled"
-    decision.completed_at = now
-    _audit(services, session, decision)
 
 
 def lookup_kind(unit: str, kind: str) -> DecisionKind:
