@@ -1,4 +1,5 @@
-"""The Celery path for real: jobs sent to the Redis at 127.0.0.1:6379 (db 14, flushed first)
+"""The Celery path for real: jobs sent to the Redis at 127.0.0.1:6379 (one database per
+pytest-xdist worker, 14 down, flushed first)
 and run by ``nqba worker`` processes, on a SQLite file and on a PostgreSQL schema.
 
 The work function is the tests' slow job (``NQBA_JOB_WORK``), which claims the job, reports
@@ -30,7 +31,14 @@ from tests.support.platform import CallerFactory, platform_settings
 
 pytestmark = pytest.mark.celery
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+
+def _redis_db() -> int:
+    """A Redis database of this xdist worker's own: parallel workers flush and queue apart."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return 14 - (int(worker) if worker.isdigit() else 0) % 8
+
+
+REDIS_URL = f"redis://127.0.0.1:6379/{_redis_db()}"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NQBA = Path(sys.executable).with_name("nqba")
 VISIBILITY_TIMEOUT_S = 4.0
