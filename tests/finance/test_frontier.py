@@ -10,13 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nqba.finance.cla import critical_line, highest_return_portfolio
 from nqba.finance.errors import InfeasiblePortfolioError, InvalidSpecError, OptimizationError
-from nqba.finance.frontier import (
-    critical_line,
-    efficient_frontier,
-    highest_return_portfolio,
-    plot_frontier,
-)
+from nqba.finance.frontier import efficient_frontier, plot_frontier
 from nqba.finance.optimize import optimize_portfolio
 from nqba.finance.schemas import OptimizeSpec, PortfolioConstraints
 

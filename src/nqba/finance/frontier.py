@@ -18,7 +18,6 @@ Methods:
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from nqba.finance.cla import critical_line, highest_return_portfolio, interpolate_corners
 from nqba.finance.errors import (
     InfeasiblePortfolioError,
     InvalidSpecError,
@@ -56,153 +56,6 @@ from nqba.finance.schemas import (
 cp: Any = cvxpy
 
 _TARGET_TOL = 1e-9
-
-
-def highest_return_portfolio(
-    mu: np.ndarray, lower: np.ndarray, upper: np.ndarray
-) -> tuple[np.ndarray, int]:
-    """Max mu'w s.t. sum(w) = 1, lower <= w <= upper, by filling assets in order of mu.
-
-    Returns the weights and the index of the asset that completes the budget (between its
-    bounds or at its maximum). Assumes sum(lower) <= 1 <= sum(upper).
-    """
-    w = lower.astype(float).copy()
-    remaining = 1.0 - float(w.sum())
-    order = np.argsort(-mu, kind="stable")
-    for i in order:
-        room = float(upper[i] - lower[i])
-        if room >= remaining:
-            w[i] += remaining
-            return w, int(i)
-        w[i] = upper[i]
-        remaining -= room
-    return w, int(order[-1])
-
-
-def _next_event(
-    events: list[tuple[float, int, str]], lam: float, last_changed: int
-) -> tuple[float, int, str]:
-    """The event with the largest multiplier in (0, lam]; (0, -1, "") when there is none.
-
-    The asset changed by the previous event may not change back at the same multiplier,
-    which would cycle when two events coincide.
-    """
-    best: tuple[float, int, str] = (0.0, -1, "")
-    tol = 0.0 if math.isinf(lam) else 1e-12 * max(1.0, abs(lam))
-    for cand, asset, kind in events:
-        if not math.isfinite(cand) or cand <= best[0] or cand > lam + tol:
-            continue
-        if asset == last_changed and cand >= lam - tol:
-            continue
-        best = (cand, asset, kind)
-    return best
-
-
-def critical_line(
-    mu: np.ndarray, cov: np.ndarray, lower: np.ndarray, upper: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Corner portfolios of min w'Sw s.t. sum(w) = 1, lower <= w <= upper, over all returns.
-
-    Returns (lambdas, weights), ordered by decreasing expected return: weights[k] is the k-th
-    corner portfolio, optimal for min w'Sw/2 - lambda mu'w at lambda = lambdas[k] (the first
-    corner, the highest-return portfolio, stays optimal for every larger lambda; the last,
-    the minimum-variance portfolio, has lambda 0). Between two consecutive corners the frontier
-    weights are the affine interpolation (in expected return) of the two.
-    """
-    n = len(mu)
-    w, top = highest_return_portfolio(mu, lower, upper)
-    free = np.zeros(n, dtype=bool)
-    free[top] = True
-    lambdas: list[float] = [math.inf]
-    corners: list[np.ndarray] = [w.copy()]
-    lam = math.inf
-    last_changed = -1
-    for _ in range(10 * n + 10):
-        f_idx = np.flatnonzero(free)
-        b_idx = np.flatnonzero(~free)
-        nf = len(f_idx)
-        if nf == 0:
-            raise OptimizationError(
-                "critical line: every asset sits at a bound (degenerate bounds); use "
-                "method='parametric'"
-            )
-        # KKT on the free assets: S_FF w_F + gamma 1 = lam mu_F - S_FB w_B, 1'w_F = 1 - 1'w_B.
-        kkt = np.zeros((nf + 1, nf + 1))
-        kkt[:nf, :nf] = cov[np.ix_(f_idx, f_idx)]
-        kkt[:nf, nf] = 1.0
-        kkt[nf, :nf] = 1.0
-        w_b = w[b_idx]
-        rhs = np.zeros((nf + 1, 2))
-        rhs[:nf, 0] = -cov[np.ix_(f_idx, b_idx)] @ w_b
-        rhs[nf, 0] = 1.0 - float(w_b.sum())
-        rhs[:nf, 1] = mu[f_idx]
-        try:
-            sol = np.linalg.solve(kkt, rhs)
-        except np.linalg.LinAlgError as exc:
-            raise OptimizationError(
-                "critical line: the covariance is singular on the assets between their bounds "
-                f"(positions {[int(i) for i in f_idx][:8]}); use method='parametric'"
-            ) from exc
-        a, b = sol[:nf, 0], sol[:nf, 1]  # w_F(lam) = a + lam b
-        g0, g1 = sol[nf, 0], sol[nf, 1]  # gamma(lam) = g0 + lam g1
-        # Gradient of the bounded assets: c + lam d; >= 0 at a lower bound, <= 0 at an upper.
-        c = cov[np.ix_(b_idx, f_idx)] @ a + cov[np.ix_(b_idx, b_idx)] @ w_b + g0
-        d = cov[np.ix_(b_idx, f_idx)] @ b - mu[b_idx] + g1
-        events: list[tuple[float, int, str]] = []
-        b_tiny = 1e-13 * float(np.max(np.abs(b)))
-        for j, i in enumerate(f_idx):  # a free asset reaches a bound as lam falls
-            if b[j] > b_tiny:
-                events.append(((lower[i] - a[j]) / b[j], int(i), "lower"))
-            elif b[j] < -b_tiny:
-                events.append(((upper[i] - a[j]) / b[j], int(i), "upper"))
-        d_tiny = 1e-13 * float(np.max(np.abs(d), initial=0.0))
-        for j, i in enumerate(b_idx):  # a bounded asset's gradient changes sign: it frees up
-            if upper[i] - lower[i] <= 1e-15:
-                continue
-            at_lower = w[i] <= lower[i] + 0.5 * (upper[i] - lower[i])
-            if (at_lower and d[j] > d_tiny) or (not at_lower and d[j] < -d_tiny):
-                events.append((-c[j] / d[j], int(i), "free"))
-        best_lam, best_asset, best_kind = _next_event(events, lam, last_changed)
-        if best_asset < 0:  # no event before lam = 0: the last piece ends at min variance
-            w[f_idx] = a
-            lambdas.append(0.0)
-            corners.append(w.copy())
-            break
-        lam = best_lam
-        w[f_idx] = a + lam * b
-        if best_kind == "free":
-            free[best_asset] = True
-        else:
-            w[best_asset] = lower[best_asset] if best_kind == "lower" else upper[best_asset]
-            free[best_asset] = False
-        last_changed = best_asset
-        if np.max(np.abs(w - corners[-1])) > 1e-15:
-            lambdas.append(lam)
-            corners.append(w.copy())
-        else:  # same portfolio (e.g. the first asset entering at the top): keep one copy
-            lambdas[-1] = lam
-    else:
-        raise OptimizationError("critical line did not reach the minimum-variance portfolio")
-    return np.array(lambdas), np.array(corners)
-
-
-def _interpolate_corners(corners: np.ndarray, mu: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Frontier weights at each target return, affine between neighbouring corners."""
-    returns = corners @ mu  # decreasing
-    out = np.empty((len(targets), corners.shape[1]))
-    for t, target in enumerate(targets):
-        if target >= returns[0]:
-            out[t] = corners[0]
-            continue
-        if target <= returns[-1]:
-            out[t] = corners[-1]
-            continue
-        k = int(np.searchsorted(-returns, -target, side="right")) - 1  # returns[k] >= target
-        k = min(max(k, 0), len(returns) - 2)
-        hi, lo = returns[k], returns[k + 1]
-        theta = 0.0 if hi - lo <= 0.0 else (target - lo) / (hi - lo)
-        out[t] = corners[k + 1] + theta * (corners[k] - corners[k + 1])
-    return out
 
 
 def _targets(
@@ -249,7 +102,7 @@ def _exact(
         float(corner_returns[-1]), float(corner_returns[0]), n_points, target_returns
     )
     notes.append(f"critical line algorithm: {len(corners)} corner portfolios")
-    return targets, _interpolate_corners(corners, mu, targets), corners, notes
+    return targets, interpolate_corners(corners, mu, targets), corners, notes
 
 
 def _exact_curve(

@@ -31,6 +31,13 @@ import cvxpy
 import numpy as np
 import pandas as pd
 
+from nqba.finance.cla import (
+    critical_line,
+    interpolate_corners,
+    risk_portfolio,
+    sharpe_portfolio,
+    utility_portfolio,
+)
 from nqba.finance.errors import (
     InfeasiblePortfolioError,
     InvalidDataError,
@@ -691,6 +698,71 @@ def _raise_infeasible(
     )
 
 
+def _exact_point(
+    spec: OptimizeSpec, mu: np.ndarray, cov: np.ndarray, rc: ResolvedConstraints
+) -> tuple[np.ndarray, dict[str, float], list[str]] | None:
+    """The objective's portfolio read exactly off the critical-line corners, when it applies.
+
+    It applies with only the budget and weight bounds (``rc.is_plain``) and a covariance that
+    is nonsingular on the assets between their bounds. None otherwise, and for a target the
+    frontier cannot reach or a Sharpe ratio no portfolio makes positive: the convex program
+    then runs and explains the infeasibility as usual.
+    """
+    if not rc.is_plain:
+        return None
+    try:
+        lambdas, corners = critical_line(mu, cov, rc.lower, rc.upper)
+    except OptimizationError:
+        return None
+    obj = spec.objective
+    parameters: dict[str, float] = {}
+    notes: list[str] = [f"critical line algorithm: {len(corners)} corner portfolios, exact"]
+    weights: np.ndarray | None
+    if obj == "min_variance":
+        weights = corners[-1].copy()
+    elif obj == "max_utility":
+        delta, how = _risk_aversion(spec)
+        parameters["risk_aversion"] = delta
+        notes.insert(0, how)
+        weights = utility_portfolio(lambdas, corners, delta)
+    elif obj == "max_sharpe":
+        weights = sharpe_portfolio(corners, mu, cov, spec.risk_free_rate)
+    elif obj == "target_return":
+        assert spec.target_return is not None
+        parameters["target_return"] = spec.target_return
+        if spec.target_return > float(corners[0] @ mu) * (1 + 1e-12) + 1e-15:
+            return None
+        weights = interpolate_corners(corners, mu, np.array([spec.target_return]))[0]
+    else:
+        assert spec.target_risk is not None
+        parameters["target_risk"] = spec.target_risk
+        weights = risk_portfolio(corners, mu, cov, spec.target_risk)
+    if weights is None:
+        return None
+    return weights, parameters, notes
+
+
+def _solve_program(
+    spec: OptimizeSpec, mu: np.ndarray, cov: np.ndarray, rc: ResolvedConstraints
+) -> tuple[np.ndarray, str, str, dict[str, float], list[str]]:
+    """The objective's convex program, solved: (weights, solver, status, parameters, notes)."""
+    program = _build(spec, mu, cov, rc)
+    solver, status, solve_notes = solve_problem(program.problem, program.kind, spec.solver)
+    if status in _INFEASIBLE:
+        _raise_infeasible(spec, mu, cov, rc, solver, status)
+    usable = status in _OPTIMAL or status == cp.OPTIMAL_INACCURATE
+    weights = program.weights() if usable else None
+    if weights is None:
+        raise OptimizationError(
+            f"{solver} ended with status {status} for objective {spec.objective!r}; "
+            + ("; ".join(solve_notes) or "try another solver")
+        )
+    notes = [*program.notes, *solve_notes]
+    if status == cp.OPTIMAL_INACCURATE:
+        notes.append(f"{solver} reached its reduced accuracy only ({status})")
+    return weights, solver, status, program.parameters, notes
+
+
 def optimize_portfolio(
     mu: pd.Series | np.ndarray, cov: pd.DataFrame | np.ndarray, spec: OptimizeSpec
 ) -> PortfolioPlan:
@@ -704,23 +776,15 @@ def optimize_portfolio(
     rc = resolve_constraints(spec.constraints, names)
     _check_spec_fields(spec)
     start = time.perf_counter()
-    program = _build(spec, mu_arr, cov_arr, rc)
-    solver, status, solve_notes = solve_problem(program.problem, program.kind, spec.solver)
+    exact = _exact_point(spec, mu_arr, cov_arr, rc) if spec.solver == "auto" else None
+    if exact is not None:
+        weights, parameters, notes = exact
+        solver, status = "critical_line", "optimal"
+    else:
+        weights, solver, status, parameters, notes = _solve_program(spec, mu_arr, cov_arr, rc)
     seconds = time.perf_counter() - start
-    if status in _INFEASIBLE:
-        _raise_infeasible(spec, mu_arr, cov_arr, rc, solver, status)
-    usable = status in _OPTIMAL or status == cp.OPTIMAL_INACCURATE
-    weights = program.weights() if usable else None
-    if weights is None:
-        raise OptimizationError(
-            f"{solver} ended with status {status} for objective {spec.objective!r}; "
-            + ("; ".join(solve_notes) or "try another solver")
-        )
     weights = np.clip(weights, rc.lower, rc.upper)
     weights[np.abs(weights) < 1e-12] = 0.0
-    notes = [*program.notes, *solve_notes]
-    if status == cp.OPTIMAL_INACCURATE:
-        notes.append(f"{solver} reached its reduced accuracy only ({status})")
     plan_eval = evaluate_portfolio("plan", weights, mu_arr, cov_arr, rc, spec.risk_free_rate)
     broken = constraint_violations(weights, rc)
     if broken:
@@ -750,7 +814,7 @@ def optimize_portfolio(
         transaction_cost=plan_eval.transaction_cost,
         net_expected_return=plan_eval.net_expected_return,
         risk_free_rate=spec.risk_free_rate,
-        parameters=program.parameters,
+        parameters=parameters,
         solver=solver,
         status=status,
         solve_seconds=seconds,
