@@ -368,3 +368,26 @@ def test_a_large_decision_becomes_a_job_that_completes_with_its_audit_leaf(
         leaf = session.get(AuditLeaf, decision.audit_seq)
         assert leaf is not None
         assert leaf.leaf_hash == decision_leaf(decision_record(decision))
+
+
+def test_decision_answers_carry_the_rate_limit_and_the_limit_stops_decisions(
+    database_url: str,
+) -> None:
+    built = build_services(platform_settings(database_url, rate_limit_per_minute=3), migrate=True)
+    try:
+        with TestClient(create_app(built)) as client:
+            headers = _caller_on(built)
+            answers = [
+                client.post(
+                    "/api/v1/goliath/portfolio-optimization", json=OPTIMIZE, headers=headers
+                )
+                for _ in range(4)
+            ]
+    finally:
+        built.close()
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers.get("X-RateLimit-Remaining") for a in answers[:3]] == ["2", "1", "0"]
+    assert answers[0].headers["X-RateLimit-Limit"] == "3"
+    assert int(answers[3].headers["Retry-After"]) >= 1
+    assert answers[3].json()["error"]["code"] == "rate_limited"
+    assert _count(built, Decision) == 3

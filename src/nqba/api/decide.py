@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Header
+from fastapi import Header, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -46,8 +46,13 @@ def answer(
     *,
     path: str,
     idempotency_key: str | None,
+    response: Response | None = None,
 ) -> JSONResponse:
-    """Decide and answer 200 (inline), 202 (job) or a 4xx naming what is wrong."""
+    """Decide and answer 200 (inline), 202 (job) or a 4xx naming what is wrong.
+
+    ``response`` is the endpoint's injected response: headers set on it by dependencies (the
+    rate limit's ``X-RateLimit-*``) are carried over to the answer.
+    """
     try:
         reply = decide(
             services, principal, kind, request, path=path, idempotency_key=idempotency_key
@@ -56,7 +61,10 @@ def answer(
         raise ApiError(e.reason, status=422, code=e.code, details=_jsonable(e.details)) from None
     except IdempotencyConflictError as e:
         raise ApiError(str(e), status=422, code="idempotency_key_reused") from None
-    headers = {"Idempotent-Replayed": "true"} if reply.replayed else {}
+    headers = dict(response.headers) if response is not None else {}
+    headers.pop("content-length", None)
+    if reply.replayed:
+        headers["Idempotent-Replayed"] = "true"
     return JSONResponse(reply.body, status_code=reply.status_code, headers=headers)
 
 

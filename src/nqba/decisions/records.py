@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nqba.audit.merkle import canonical_json
-from nqba.store.models import Decision
+from nqba.store.models import AuditLeaf, Decision
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from nqba.audit.log import AuditLog
 
 RECORD_TYPE = "nqba.decision/v1"
 
@@ -46,3 +51,17 @@ def decision_record(decision: Decision) -> dict[str, Any]:
         "created_at": _timestamp(decision.created_at),
         "completed_at": _timestamp(decision.completed_at),
     }
+
+
+def append_decision_leaf(audit: AuditLog, session: Session, decision: Decision) -> AuditLeaf:
+    """Append ``decision``'s record to the log in ``session``'s transaction; link the leaf."""
+    session.flush()
+    leaf = audit.append(
+        session,
+        organisation_id=decision.organisation_id,
+        decision_id=decision.id,
+        record=decision_record(decision),
+    )
+    decision.audit_seq = leaf.seq
+    session.flush()
+    return leaf

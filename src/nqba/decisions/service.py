@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nqba.authz import Principal
-from nqba.decisions.records import decision_record, digest
+from nqba.decisions.records import append_decision_leaf, digest
 from nqba.decisions.registry import DecisionKind, Outcome, Progress, get_kind
 from nqba.engine.errors import EngineError
 from nqba.finance.errors import FinanceError, OptimizationError
@@ -218,16 +218,7 @@ def _complete(decision: Decision, outcome: Outcome, elapsed: float) -> None:
 
 def _audit(services: Services, session: Session, decision: Decision) -> bytes:
     """Append the decision's leaf in ``session``'s transaction; return the leaf hash."""
-    session.flush()
-    leaf = services.audit.append(
-        session,
-        organisation_id=decision.organisation_id,
-        decision_id=decision.id,
-        record=decision_record(decision),
-    )
-    decision.audit_seq = leaf.seq
-    session.flush()
-    return leaf.leaf_hash
+    return append_decision_leaf(services.audit, session, decision).leaf_hash
 
 
 def response_body(decision: Decision, leaf_hash: bytes) -> dict[str, Any]:

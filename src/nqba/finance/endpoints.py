@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from nqba.api.decide import IdempotencyKey, answer, decision_responses
@@ -32,6 +32,7 @@ FinanceDecider = Annotated[Principal, Depends(require(Permission.FINANCE_DECIDE)
 def portfolio_optimization(
     body: PortfolioOptimizationRequest,
     request: Request,
+    response: Response,
     services: ServicesDep,
     principal: FinanceDecider,
     idempotency_key: IdempotencyKey = None,
@@ -39,7 +40,13 @@ def portfolio_optimization(
     """Weights, expected return, volatility, Sharpe and the measured baseline."""
     kind = _KINDS["portfolio-optimization"]
     return answer(
-        services, principal, kind, body, path=request.url.path, idempotency_key=idempotency_key
+        services,
+        principal,
+        kind,
+        body,
+        path=request.url.path,
+        idempotency_key=idempotency_key,
+        response=response,
     )
 
 
@@ -52,6 +59,7 @@ def portfolio_optimization(
 def efficient_frontier(
     body: FrontierRequest,
     request: Request,
+    response: Response,
     services: ServicesDep,
     principal: FinanceDecider,
     idempotency_key: IdempotencyKey = None,
@@ -59,7 +67,13 @@ def efficient_frontier(
     """Lowest volatility for each target return, minimum variance to highest return."""
     kind = _KINDS["efficient-frontier"]
     return answer(
-        services, principal, kind, body, path=request.url.path, idempotency_key=idempotency_key
+        services,
+        principal,
+        kind,
+        body,
+        path=request.url.path,
+        idempotency_key=idempotency_key,
+        response=response,
     )
 
 
@@ -72,6 +86,7 @@ def efficient_frontier(
 def portfolio_selection(
     body: PortfolioSelectionRequest,
     request: Request,
+    response: Response,
     services: ServicesDep,
     principal: FinanceDecider,
     idempotency_key: IdempotencyKey = None,
@@ -79,5 +94,11 @@ def portfolio_selection(
     """A cardinality-constrained portfolio with its optimality gap and the engine-only baseline."""
     kind = _KINDS["portfolio-selection"]
     return answer(
-        services, principal, kind, body, path=request.url.path, idempotency_key=idempotency_key
+        services,
+        principal,
+        kind,
+        body,
+        path=request.url.path,
+        idempotency_key=idempotency_key,
+        response=response,
     )

@@ -38,7 +38,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from nqba.audit.log import AuditLog
-from nqba.decisions.records import decision_record
+from nqba.decisions.records import append_decision_leaf
 from nqba.store.base import utcnow
 from nqba.store.models import Decision, Job
 from nqba.store.session import write_transaction
@@ -308,12 +308,4 @@ def _finish_decision(
     decision.completed_at = utcnow()
     if error is not None:
         decision.error = error
-    session.flush()
-    leaf = audit.append(
-        session,
-        organisation_id=decision.organisation_id,
-        decision_id=decision.id,
-        record=decision_record(decision),
-    )
-    decision.audit_seq = leaf.seq
-    session.flush()
+    append_decision_leaf(audit, session, decision)

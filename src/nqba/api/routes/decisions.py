@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -68,6 +68,7 @@ def _summary(decision: Decision, leaf: AuditLeaf | None, job_id: str | None) -> 
 def decision_engine(
     body: GenericDecisionRequest,
     request: Request,
+    response: Response,
     services: ServicesDep,
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
@@ -92,7 +93,13 @@ def decision_engine(
         reason = "; ".join(f"{'.'.join(str(p) for p in d['loc'])}: {d['msg']}" for d in details[:5])
         raise ApiError(reason, status=422, code="invalid_request", details=details) from None
     return answer(
-        services, principal, kind, spec, path=request.url.path, idempotency_key=idempotency_key
+        services,
+        principal,
+        kind,
+        spec,
+        path=request.url.path,
+        idempotency_key=idempotency_key,
+        response=response,
     )
 
 

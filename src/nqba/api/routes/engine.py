@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from nqba.api.decide import IdempotencyKey, answer, decision_responses
@@ -27,11 +27,18 @@ EngineDecider = Annotated[Principal, Depends(require(Permission.ENGINE_DECIDE))]
 def engine_solve(
     body: EngineSolveRequest,
     request: Request,
+    response: Response,
     services: ServicesDep,
     principal: EngineDecider,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Small models are solved inline (200); large ones or long time limits become a job (202)."""
     return answer(
-        services, principal, _SOLVE, body, path=request.url.path, idempotency_key=idempotency_key
+        services,
+        principal,
+        _SOLVE,
+        body,
+        path=request.url.path,
+        idempotency_key=idempotency_key,
+        response=response,
     )
