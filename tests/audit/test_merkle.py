@@ -325,3 +325,16 @@ def test_decision_leaf_hashes_the_canonical_record() -> None:
     expected = hashlib.sha256(b'\x00{"cost":12.5,"decision_id":"d-1","unit":"energy"}').digest()
     assert decision_leaf(record) == decision_leaf(reordered) == expected
     assert decision_leaf({**record, "cost": 12.6}) != expected
+
+
+def test_compact_range_root_equals_the_rfc_6962_root_at_every_size() -> None:
+    from nqba.audit.merkle import compact_append, compact_root, pack_nodes, unpack_nodes
+
+    leaves = [leaf_hash(bytes([i])) for i in range(200)]
+    nodes: list[bytes] = []
+    assert compact_root(nodes) == root_hash([])
+    for size, leaf in enumerate(leaves):
+        nodes = compact_append(nodes, size, leaf)
+        assert len(nodes) == bin(size + 1).count("1")
+        assert compact_root(nodes) == root_hash(leaves[: size + 1])
+        assert unpack_nodes(pack_nodes(nodes)) == nodes

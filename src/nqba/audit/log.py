@@ -6,8 +6,10 @@ the leaf row is then inserted in the same transaction as the decision it records
 append makes the size a multiple of ``audit_checkpoint_every``, a checkpoint of the new size
 is signed in that same transaction.
 
-Roots and proofs are computed from the stored leaf hashes (RFC 6962, no stored inner nodes):
-each reads every leaf hash up to the tree size, O(n) rows of 32 bytes.
+The head also keeps the log's compact range (the perfect-subtree roots, one per set bit of the
+size), updated at each append, so the root that a checkpoint signs costs O(log n) and is the
+root of the leaves as the application appended them. Proofs are computed from the stored leaf
+hashes (RFC 6962, no stored inner nodes): each reads every leaf hash up to the tree size.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy.orm import Session
 from nqba.audit import merkle
 from nqba.audit import repository as repo
 from nqba.audit.checkpoints import CheckpointSigner
-from nqba.audit.errors import AuditRangeError
+from nqba.audit.errors import AuditIntegrityError, AuditRangeError
 from nqba.audit.merkle import canonical_json, leaf_hash
 from nqba.config import Settings
 from nqba.store.models import AuditCheckpoint, AuditLeaf
@@ -81,13 +83,14 @@ class AuditLog:
         """Add ``record`` as the next leaf, in ``session``'s transaction (not committed here).
 
         If the new size is a multiple of ``audit_checkpoint_every``, a checkpoint of it is
-        signed and stored in the same transaction (that reads every leaf hash: O(n)).
+        signed and stored in the same transaction (from the head's compact range: O(log n)).
         """
         payload = canonical_json(record)
-        size = repo.increment_head(session)
+        digest = leaf_hash(payload)
+        size = repo.increment_head(session, digest)
         leaf = AuditLeaf(
             seq=size - 1,
-            leaf_hash=leaf_hash(payload),
+            leaf_hash=digest,
             payload=payload.decode("utf-8"),
             organisation_id=organisation_id,
             decision_id=decision_id,
@@ -112,7 +115,10 @@ class AuditLog:
         return self._sign(session, size)
 
     def _sign(self, session: Session, size: int) -> AuditCheckpoint:
-        root = merkle.root_hash(repo.leaf_hashes(session, size))
+        """Sign the head's root: kept as a compact range at each append, so O(log n)."""
+        head_size, root = repo.head_root(session)
+        if head_size != size:  # the caller holds the head's lock: this cannot move
+            raise AuditIntegrityError(f"audit head is at {head_size}, expected {size}")
         return repo.add_checkpoint(session, self.signer.sign(size, root))
 
     def tree_size(self, session: Session) -> int:

@@ -103,6 +103,43 @@ def consistency_proof(old_size: int, leaf_hashes: Sequence[bytes]) -> list[bytes
     return _subproof(old_size, leaf_hashes, 0, size, True)
 
 
+def compact_append(nodes: Sequence[bytes], size: int, leaf: bytes) -> list[bytes]:
+    """The compact range of the tree of ``size + 1`` leaves, from that of ``size`` leaves.
+
+    A compact range is the list of perfect-subtree roots that make up a tree, largest first
+    (one per set bit of the size), so appending costs O(log n) hashes and no leaf reads.
+    """
+    out = [*nodes, leaf]
+    s = size
+    while s & 1:
+        right = out.pop()
+        out[-1] = node_hash(out[-1], right)
+        s >>= 1
+    return out
+
+
+def compact_root(nodes: Sequence[bytes]) -> bytes:
+    """The RFC 6962 root of the tree whose compact range is ``nodes``."""
+    if not nodes:
+        return EMPTY_ROOT
+    root = nodes[-1]
+    for node in reversed(nodes[:-1]):
+        root = node_hash(node, root)
+    return root
+
+
+def pack_nodes(nodes: Sequence[bytes]) -> bytes:
+    """The compact range as one byte string (32 bytes per node), for storage."""
+    return b"".join(nodes)
+
+
+def unpack_nodes(blob: bytes) -> list[bytes]:
+    """The inverse of :func:`pack_nodes`."""
+    if len(blob) % HASH_SIZE:
+        raise ProofError(f"a packed compact range is a multiple of {HASH_SIZE} bytes")
+    return [blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)]
+
+
 def _check_size(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ProofError(f"{name} must be a non-negative integer, got {value!r}")

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, defer
 
+from nqba.audit import merkle
 from nqba.audit.checkpoints import SignedCheckpoint
 from nqba.audit.errors import AuditIntegrityError
 from nqba.store.models import AuditCheckpoint, AuditLeaf, Decision
@@ -33,12 +34,32 @@ class LeafRow(NamedTuple):
     created_at: datetime
 
 
-def increment_head(session: Session) -> int:
-    """Add one to the log's size (taking the head row's lock) and return the new size."""
-    size = session.execute(
-        text("UPDATE audit_head SET tree_size = tree_size + 1 WHERE id = 1 RETURNING tree_size")
-    ).scalar_one()
+def increment_head(session: Session, leaf: bytes) -> int:
+    """Append ``leaf`` to the head (size + 1, compact range updated, under the row's lock).
+
+    Returns the new size. The first UPDATE takes the row's write lock, so the compact range
+    read with it cannot change before the second UPDATE writes its successor.
+    """
+    size, packed = session.execute(
+        text(
+            "UPDATE audit_head SET tree_size = tree_size + 1 WHERE id = 1 "
+            "RETURNING tree_size, compact_range"
+        )
+    ).one()
+    nodes = merkle.compact_append(merkle.unpack_nodes(bytes(packed or b"")), int(size) - 1, leaf)
+    session.execute(
+        text("UPDATE audit_head SET compact_range = :packed WHERE id = 1"),
+        {"packed": merkle.pack_nodes(nodes)},
+    )
     return int(size)
+
+
+def head_root(session: Session) -> tuple[int, bytes]:
+    """(size, root) as the head records them: the root from the compact range, O(log n)."""
+    size, packed = session.execute(
+        text("SELECT tree_size, compact_range FROM audit_head WHERE id = 1")
+    ).one()
+    return int(size), merkle.compact_root(merkle.unpack_nodes(bytes(packed or b"")))
 
 
 def lock_head(session: Session) -> int:

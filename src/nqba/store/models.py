@@ -157,13 +157,16 @@ class Job(Base):
 
 
 class AuditHead(Base):
-    """One row: the log's size. Appending increments it first, which serialises appends."""
+    """One row: the log's size and compact range. Appending updates it first, which takes the
+    row's lock and so serialises appends."""
 
     __tablename__ = "audit_head"
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tree_size: Mapped[int] = mapped_column(Integer)
+    compact_range: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, default=b"")
+    """The perfect-subtree roots of the tree so far (32 bytes each): the root in O(log n)."""
 
 
 class AuditLeaf(Base):
