@@ -112,3 +112,18 @@ def test_serve_refuses_an_unusable_signing_key_in_one_line(tmp_path: Path) -> No
     assert done.returncode == 2
     assert done.stderr.startswith("error: settings: NQBA_AUDIT_SIGNING_KEY")
     assert "Traceback" not in done.stderr
+
+
+def test_serve_raises_its_open_files_limit_to_the_hard_limit() -> None:
+    import resource
+
+    from nqba.cli.serve import raise_open_files_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+        assert raise_open_files_limit() == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if hard != resource.RLIM_INFINITY:
+            assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

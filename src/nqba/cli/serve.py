@@ -22,6 +22,25 @@ def _settings() -> Settings:
         raise CliError(f"settings: {e}", USAGE_EXIT) from None
 
 
+def raise_open_files_limit() -> int:
+    """Raise this process's open-files limit to its hard limit; return the new soft limit.
+
+    Every client connection is a file descriptor: the common default soft limit (1024) would
+    refuse connections, and database files, long before the server is busy.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 def bootstrap(database_url: str) -> tuple[str, str] | None:
     """Migrate the database; on one without users, create the first owner and return it."""
     from nqba.auth.service import ensure_first_admin
@@ -68,6 +87,7 @@ def serve_command(
         except AuditKeyError as e:
             raise CliError(f"settings: {e}", USAGE_EXIT) from None
         configure_logging(json_lines=settings.log_json)
+        raise_open_files_limit()
         created = bootstrap(settings.database_url)
         if created is not None:
             email, password = created
