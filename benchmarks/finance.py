@@ -14,12 +14,18 @@ Three parts, one run:
    cvxpy (MIQP, one thread, ``--scip-time-limit`` seconds); its support is re-weighted with
    the same QP as ours so the objectives compare like for like. Ours:
    ``optimize_cardinality`` (engine selection, local search, perspective branch and bound).
-3. Cardinality frontier. ``cardinality_frontier`` with K = 10 at ``--frontier-points``
+3. Single portfolios. On the same two price files, each objective once (min volatility, max
+   Sharpe, max quadratic utility at risk aversion 6, a target return and a target volatility
+   mid-frontier). Baseline: PyPortfolioOpt's method of the same name. Ours:
+   ``optimize_portfolio`` with solver ``auto`` (read exactly off the critical-line corners when
+   only bounds constrain) and with ``CLARABEL`` forced (the cvxpy program). Median wall time
+   and the largest weight difference to PyPortfolioOpt.
+4. Cardinality frontier. ``cardinality_frontier`` with K = 10 at ``--frontier-points``
    lambdas, scored against the unconstrained long-only frontier ``portefN.txt`` with the
    percentage-deviation metric of the orlib README (smaller of the horizontal and vertical
    distances to the interpolated curve), next to the published GA/TS/SA figures.
 
-Run: ``.venv/bin/python benchmarks/finance.py [--quick] [--json out.json]``
+Run: ``.venv/bin/python benchmarks/finance.py [--quick] [--parts ...] [--json out.json]``
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from operator import methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +137,66 @@ def frontier_part(data_dir: Path, repeats: int, points: int) -> list[dict[str, A
                 }
             )
             console.print(f"frontier {name} {method}: {rows[-1]}")
+    return rows
+
+
+def point_part(data_dir: Path, repeats: int) -> list[dict[str, Any]]:
+    from pypfopt import EfficientFrontier
+
+    from nqba.finance.optimize import optimize_portfolio
+    from nqba.finance.schemas import OptimizeSpec
+
+    rows = []
+    for name in PRICE_FILES:
+        prices = load_prices(data_dir / "portfolio" / "prices" / name).prices
+        mu = expected_returns(prices, "cagr")
+        cov = covariance(prices, "sample")
+        ef = EfficientFrontier(mu, cov)
+        ef.min_volatility()
+        r_low = float(ef.portfolio_performance()[0])
+        target_r = float(r_low + 0.5 * (float(mu.max()) - r_low))
+        ef = EfficientFrontier(mu, cov)
+        ef.efficient_return(target_r)
+        target_v = float(ef.portfolio_performance()[1])
+        cases: list[tuple[str, dict[str, Any], Callable[[Any], Any]]] = [
+            ("min_variance", {}, lambda e: e.min_volatility()),
+            ("max_sharpe", {}, lambda e: e.max_sharpe(risk_free_rate=0.0)),
+            ("max_utility", {"risk_aversion": 6.0}, lambda e: e.max_quadratic_utility(6.0)),
+            (
+                "target_return",
+                {"target_return": target_r},
+                methodcaller("efficient_return", target_r),
+            ),
+            ("target_risk", {"target_risk": target_v}, methodcaller("efficient_risk", target_v)),
+        ]
+        for objective, fields, pypfopt_call in cases:
+
+            def baseline(
+                call: Any = pypfopt_call, mu: pd.Series = mu, cov: pd.DataFrame = cov
+            ) -> pd.Series:
+                model = EfficientFrontier(mu, cov)
+                call(model)
+                return pd.Series(model.clean_weights(rounding=None), dtype=float)
+
+            base_s, base_w = _median_seconds(baseline, repeats)
+            row: dict[str, Any] = {"data": name, "objective": objective, "pypfopt_ms": base_s * 1e3}
+            for label, solver in (("exact", "auto"), ("cvxpy", "CLARABEL")):
+                spec = OptimizeSpec.model_validate(
+                    {"objective": objective, "solver": solver, **fields}
+                )
+
+                def ours(
+                    spec: OptimizeSpec = spec, mu: pd.Series = mu, cov: pd.DataFrame = cov
+                ) -> Any:
+                    return optimize_portfolio(mu, cov, spec)
+
+                ours_s, plan = _median_seconds(ours, repeats)
+                weights = pd.Series(plan.weights, dtype=float).reindex(base_w.index)
+                row[f"{label}_ms"] = ours_s * 1e3
+                row[f"{label}_solver"] = plan.solver
+                row[f"{label}_max_dw"] = float(np.max(np.abs(weights - base_w)))
+            rows.append(row)
+            console.print(f"point {name} {objective}: {row}")
     return rows
 
 
@@ -263,22 +330,52 @@ def cardinality_frontier_part(data_dir: Path, sets: list[str], points: int) -> l
 
 
 def _print_tables(result: dict[str, Any]) -> None:
+    if result.get("frontier"):
+        _frontier_table(result)
+    if result.get("point"):
+        _point_table(result)
+    if result.get("cardinality"):
+        _cardinality_table(result)
+    if result.get("cardinality_frontier"):
+        _cardinality_frontier_table(result)
+
+
+def _frontier_table(result: dict[str, Any]) -> None:
     table = Table(title="50-point frontier vs PyPortfolioOpt efficient_return loop")
     for col in ("data", "method", "ours ms", "PyPortfolioOpt ms", "speed-up", "max |dvol|"):
         table.add_column(col, justify="right")
-    for r in result["frontier"]:
+    for r in result.get("frontier", []):
         table.add_row(
             r["data"], r["method"], f"{r['ours_ms']:.1f}", f"{r['pypfopt_ms']:.1f}",
             f"{r['speedup']:.1f}x", f"{r['max_abs_dvol']:.1e}",
         )  # fmt: skip
     console.print(table)
+
+
+def _point_table(result: dict[str, Any]) -> None:
+    table = Table(title="single portfolios vs PyPortfolioOpt (same objective, same mu and S)")
+    for col in (
+        "data", "objective", "ours exact ms", "ours cvxpy ms", "PyPortfolioOpt ms",
+        "exact speed-up", "exact max |dw|", "cvxpy max |dw|",
+    ):  # fmt: skip
+        table.add_column(col, justify="right")
+    for r in result.get("point", []):
+        table.add_row(
+            r["data"], r["objective"], f"{r['exact_ms']:.2f}", f"{r['cvxpy_ms']:.2f}",
+            f"{r['pypfopt_ms']:.2f}", f"{r['pypfopt_ms'] / r['exact_ms']:.1f}x",
+            f"{r['exact_max_dw']:.1e}", f"{r['cvxpy_max_dw']:.1e}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def _cardinality_table(result: dict[str, Any]) -> None:
     table = Table(title="cardinality (Chang et al.) vs SCIP")
     for col in (
         "set", "K", "lambda", "ours s", "proven", "ours objective", "SCIP s", "SCIP status",
         "SCIP objective", "same support", "speed-up",
     ):  # fmt: skip
         table.add_column(col, justify="right")
-    for r in result["cardinality"]:
+    for r in result.get("cardinality", []):
         table.add_row(
             r["set"], str(r["k"]), str(r["lambda"]), f"{r['ours_s']:.3f}",
             "yes" if r["proven"] else f"gap {r['relative_gap']:.1e}",
@@ -287,10 +384,13 @@ def _print_tables(result: dict[str, Any]) -> None:
             "yes" if r["same_support"] else "no", f"{r['speedup']:.1f}x",
         )  # fmt: skip
     console.print(table)
+
+
+def _cardinality_frontier_table(result: dict[str, Any]) -> None:
     table = Table(title="cardinality frontier (K = 10) vs portef")
     for col in ("set", "points", "seconds", "mean % dev", "median % dev", "sd err %", "ret err %"):
         table.add_column(col, justify="right")
-    for r in result["cardinality_frontier"]:
+    for r in result.get("cardinality_frontier", []):
         table.add_row(
             r["set"], str(r["points"]), f"{r['seconds']:.2f}", f"{r['mean_pct_deviation']:.4f}",
             f"{r['median_pct_deviation']:.4f}", f"{r['mean_sd_error_pct']:.4f}",
@@ -307,6 +407,11 @@ def main() -> None:
     parser.add_argument("--scip-time-limit", type=float, default=120.0)
     parser.add_argument("--our-time-limit", type=float, default=None)
     parser.add_argument("--frontier-points", type=int, default=50)
+    parser.add_argument(
+        "--parts",
+        default="frontier,point,cardinality,cardinality_frontier",
+        help="comma-separated parts to run",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     data_dir = get_settings().data_dir
@@ -319,13 +424,20 @@ def main() -> None:
         f"machine: {platform.machine()}, python {platform.python_version()}, "
         f"cvxpy {cp.__version__}, data {data_dir}"
     )
-    result = {
-        "frontier": frontier_part(data_dir, repeats, 50),
-        "cardinality": cardinality_part(data_dir, sets, args.scip_time_limit, args.our_time_limit),
-        "cardinality_frontier": cardinality_frontier_part(
+    parts = set(args.parts.split(","))
+    result: dict[str, Any] = {}
+    if "frontier" in parts:
+        result["frontier"] = frontier_part(data_dir, repeats, 50)
+    if "point" in parts:
+        result["point"] = point_part(data_dir, repeats)
+    if "cardinality" in parts:
+        result["cardinality"] = cardinality_part(
+            data_dir, sets, args.scip_time_limit, args.our_time_limit
+        )
+    if "cardinality_frontier" in parts:
+        result["cardinality_frontier"] = cardinality_frontier_part(
             data_dir, sets, 10 if args.quick else args.frontier_points
-        ),
-    }
+        )
     _print_tables(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
