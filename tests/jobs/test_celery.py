@@ -259,7 +259,7 @@ def test_a_transient_redis_error_in_the_work_is_retried_with_backoff(
     celery_services: Services, workers: list[Worker], make_caller: CallerFactory, tmp_path: Path
 ) -> None:
     services = celery_services
-    _start(workers, services, tmp_path)
+    _start(workers, services, tmp_path, celery_visibility_timeout_s=60.0)  # see the next test
     caller = make_caller("analyst")
     decision_id, job_id = submit(
         services,
@@ -281,7 +281,9 @@ def test_a_job_whose_transient_errors_outlast_its_retries_fails_with_the_error(
     celery_services: Services, workers: list[Worker], make_caller: CallerFactory, tmp_path: Path
 ) -> None:
     services = celery_services
-    _start(workers, services, tmp_path, job_max_retries=1)
+    # No worker dies here: a visibility timeout well above the retry's countdown keeps a
+    # slow machine from delivering the retry message a second time (an extra attempt).
+    _start(workers, services, tmp_path, job_max_retries=1, celery_visibility_timeout_s=60.0)
     caller = make_caller("analyst")
     decision_id, job_id = submit(
         services,

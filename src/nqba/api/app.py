@@ -19,6 +19,7 @@ from nqba.api.errors import ApiError, error_body
 from nqba.config import Settings
 from nqba.jobs.runners import requeue_orphans
 from nqba.services import Services, build_services
+from nqba.telemetry.logging import configure_logging
 from nqba.telemetry.tracing import configure_tracing, shutdown_tracing
 
 log = logging.getLogger("nqba.api")
@@ -58,6 +59,8 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or build_services(settings, migrate=True)
+        if owned:  # each server process (uvicorn worker) sets up its own log handlers
+            configure_logging(json_lines=app.state.services.settings.log_json)
         if owned and app.state.services.settings.jobs == "inprocess":
             requeue_orphans(app.state.services.session_factory, app.state.services.jobs)
         tracing = configure_tracing(app.state.services.settings.otel_endpoint)

@@ -62,6 +62,10 @@ def serve_command(
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Server processes (uvicorn workers).")
     ] = 1,
+    timeout_keep_alive: Annotated[
+        int,
+        typer.Option(min=1, max=3600, help="Seconds an idle keep-alive connection stays open."),
+    ] = 5,
 ) -> None:
     """Migrate the database and serve the API (docs at /docs) on the configured defaults.
 
@@ -106,6 +110,7 @@ def serve_command(
             workers=workers,
             log_config=None,
             access_log=False,
+            timeout_keep_alive=timeout_keep_alive,
         )
 
     guarded(run)

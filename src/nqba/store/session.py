@@ -8,6 +8,8 @@ IMMEDIATE``) so two writers queue on the busy timeout instead of failing half-wa
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -75,16 +77,39 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+_sqlite_writer_locks: weakref.WeakKeyDictionary[Engine, threading.RLock] = (
+    weakref.WeakKeyDictionary()
+)
+_locks_guard = threading.Lock()
+
+
+def _sqlite_writer_lock(engine: Engine) -> threading.RLock:
+    """One lock per SQLite engine: this process's writers queue on it, not on SQLite's busy
+    handler, which sleeps 1-100 ms between retries even when the database is free again.
+    Re-entrant, so a nested writer in the same thread meets SQLite's busy timeout as before
+    instead of waiting for itself forever."""
+    with _locks_guard:
+        lock = _sqlite_writer_locks.get(engine)
+        if lock is None:
+            lock = _sqlite_writer_locks[engine] = threading.RLock()
+        return lock
+
+
 @contextmanager
 def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose transaction holds the write lock from its start; commits on success.
 
     On PostgreSQL this is an ordinary transaction (row locks order the writers); on SQLite it
-    begins with ``BEGIN IMMEDIATE``.
+    begins with ``BEGIN IMMEDIATE``, after taking this process's writer lock (other
+    processes still wait on SQLite's own lock).
     """
     session = factory()
+    bind = session.get_bind()
+    lock = _sqlite_writer_lock(bind.engine) if bind.dialect.name == "sqlite" else None
+    if lock is not None:
+        lock.acquire()
     try:
-        if session.get_bind().dialect.name == "sqlite":
+        if lock is not None:
             session.connection(execution_options={_IMMEDIATE: True})
         yield session
         session.commit()
@@ -93,6 +118,8 @@ def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+        if lock is not None:
+            lock.release()
 
 
 @contextmanager
