@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated, Any
 
-from fastapi import Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from nqba.api.deps import ServicesDep
 from nqba.api.errors import ERROR_RESPONSES, ApiError
+from nqba.api.security import require
 from nqba.authz import Principal
+from nqba.authz.permissions import decide_permission
 from nqba.decisions.registry import DecisionKind
 from nqba.decisions.schemas import DecisionResponse, JobAccepted
 from nqba.decisions.service import (
@@ -78,3 +82,55 @@ def _jsonable(details: Any) -> Any:
         return details
     except (TypeError, ValueError):
         return None
+
+
+def add_decision_route(
+    router: APIRouter, path: str, kind: DecisionKind, *, summary: str, description: str
+) -> None:
+    """Register ``POST path`` for ``kind``: its body, the unit's decide guard, ``answer``."""
+    decider = Annotated[Principal, Depends(require(decide_permission(kind.unit)))]
+
+    def endpoint(
+        body: BaseModel,
+        request: Request,
+        response: Response,
+        services: ServicesDep,
+        principal: decider,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
+        return answer(
+            services,
+            principal,
+            kind,
+            body,
+            path=request.url.path,
+            idempotency_key=idempotency_key,
+            response=response,
+        )
+
+    # FastAPI reads the signature: give it real types (annotations here are strings, and the
+    # body's model and the guard are this kind's)
+    types = {
+        "body": kind.request_model,
+        "request": Request,
+        "response": Response,
+        "services": ServicesDep,
+        "principal": decider,
+        "idempotency_key": IdempotencyKey,
+    }
+    parameters = [
+        p.replace(annotation=types[p.name]) for p in inspect.signature(endpoint).parameters.values()
+    ]
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        parameters, return_annotation=JSONResponse
+    )
+    endpoint.__name__ = kind.kind.replace("-", "_")
+    endpoint.__doc__ = description
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=["POST"],
+        responses=decision_responses(kind),
+        response_class=JSONResponse,
+        summary=summary,
+    )
