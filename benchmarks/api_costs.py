@@ -72,13 +72,12 @@ from nqba.auth.service import create_organisation, create_user, principal_of
 from nqba.auth.tokens import decode_access_token, issue_access_token
 from nqba.authz import Role
 from nqba.config import Settings
-from nqba.decisions.records import decision_record
+from nqba.decisions.records import decision_record, digest
 from nqba.decisions.registry import Outcome
 from nqba.decisions.service import (
     _audit,
     _complete,
     _new_decision,
-    request_digest,
     response_body,
 )
 from nqba.finance.cla import critical_line
@@ -306,7 +305,7 @@ def write_part(kind: str, repeats: int, folder: Path) -> list[dict[str, Any]]:
 
         def service_path() -> dict[str, Any]:
             # nqba.decisions.service._decide_inline's transaction, as it is
-            decision = _new_decision(principal, decision_kind, inputs)
+            decision = _new_decision(principal, decision_kind, inputs, digest(inputs))
             with write_transaction(services.session_factory) as session:
                 _complete(decision, outcome, 0.004)
                 session.add(decision)
@@ -314,7 +313,7 @@ def write_part(kind: str, repeats: int, folder: Path) -> list[dict[str, Any]]:
                 return response_body(decision, leaf_hash)
 
         def one_flush() -> dict[str, Any]:
-            decision = _new_decision(principal, decision_kind, inputs)
+            decision = _new_decision(principal, decision_kind, inputs, digest(inputs))
             decision.id = new_id()
             with write_transaction(services.session_factory) as session:
                 _complete(decision, outcome, 0.004)
@@ -326,7 +325,7 @@ def write_part(kind: str, repeats: int, folder: Path) -> list[dict[str, Any]]:
                 return response_body(decision, leaf.leaf_hash)
 
         def core_inserts() -> dict[str, Any]:
-            decision = _new_decision(principal, decision_kind, inputs)
+            decision = _new_decision(principal, decision_kind, inputs, digest(inputs))
             decision.id = new_id()
             with write_transaction(services.session_factory) as session:
                 _complete(decision, outcome, 0.004)
@@ -402,7 +401,7 @@ def concurrent_write_part(
 
             def writer(gate: threading.Lock | None, latencies: list[float]) -> None:
                 for _ in range(per_thread):
-                    decision = _new_decision(principal, decision_kind, inputs)
+                    decision = _new_decision(principal, decision_kind, inputs, digest(inputs))
                     start = time.perf_counter()
                     with (
                         gate if gate is not None else contextlib.nullcontext(),
@@ -517,7 +516,7 @@ def small_part(repeats: int) -> list[dict[str, Any]]:
         ("access log line (JsonFormatter, stdlib json)", log_line),
         ("response body, stdlib json (Starlette JSONResponse)", stdlib_json),
         ("response body, orjson", lambda: orjson.dumps(body)),
-        ("request digest (canonical JSON + SHA-256)", lambda: request_digest("POST", "/p", inputs)),
+        ("inputs digest (canonical JSON + SHA-256)", lambda: digest(inputs)),
         ("request validation (pydantic model_validate)",
          lambda: PortfolioOptimizationRequest.model_validate(REQUEST)),
     ]  # fmt: skip

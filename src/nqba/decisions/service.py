@@ -98,9 +98,10 @@ def classify(error: Exception) -> DecisionInputError | None:
     return None
 
 
-def request_digest(method: str, path: str, inputs: dict[str, Any]) -> str:
-    """What makes two requests 'the same' for an idempotency key."""
-    return digest({"method": method, "path": path, "body": inputs})
+def request_digest(method: str, path: str, inputs_digest: str) -> str:
+    """What makes two requests 'the same' for an idempotency key (built on the inputs'
+    digest, so the inputs are serialised once per request)."""
+    return digest({"method": method, "path": path, "inputs_digest": inputs_digest})
 
 
 def _find_replay(
@@ -134,7 +135,8 @@ def decide(
 ) -> Reply:
     """Make the decision ``kind`` on ``request`` for ``principal``; inline or as a job."""
     inputs = request.model_dump(mode="json")
-    fingerprint = request_digest("POST", path, inputs)
+    inputs_digest = digest(inputs)
+    fingerprint = request_digest("POST", path, inputs_digest)
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise DecisionInputError(
@@ -145,13 +147,14 @@ def decide(
             replay = _find_replay(session, principal, idempotency_key, fingerprint)
         if replay is not None:
             return replay
+    decision = _new_decision(principal, kind, inputs, inputs_digest)
     job_reason = _job_reason(services, kind, request) if not force_job else "asked for a job"
     if job_reason is not None:
         return _submit(
-            services, principal, kind, inputs, fingerprint, idempotency_key, job_reason, path
+            services, principal, decision, fingerprint, idempotency_key, job_reason, path
         )
     return _decide_inline(
-        services, principal, kind, request, inputs, fingerprint, idempotency_key, path
+        services, principal, kind, request, decision, fingerprint, idempotency_key, path
     )
 
 
@@ -169,7 +172,10 @@ def _job_reason(services: Services, kind: DecisionKind, request: BaseModel) -> s
     return None
 
 
-def _new_decision(principal: Principal, kind: DecisionKind, inputs: dict[str, Any]) -> Decision:
+def _new_decision(
+    principal: Principal, kind: DecisionKind, inputs: dict[str, Any], inputs_digest: str
+) -> Decision:
+    """A queued decision row (not yet added to a session)."""
     return Decision(
         organisation_id=principal.organisation_id,
         unit=kind.unit,
@@ -178,7 +184,7 @@ def _new_decision(principal: Principal, kind: DecisionKind, inputs: dict[str, An
         actor_kind=principal.actor_kind,
         actor_id=principal.actor_id,
         inputs=inputs,
-        inputs_digest=digest(inputs),
+        inputs_digest=inputs_digest,
         model_version=kind.model_version,
         created_at=utcnow(),
     )
@@ -285,12 +291,11 @@ def _decide_inline(
     principal: Principal,
     kind: DecisionKind,
     request: BaseModel,
-    inputs: dict[str, Any],
+    decision: Decision,
     fingerprint: str,
     key: str | None,
     path: str,
 ) -> Reply:
-    decision = _new_decision(principal, kind, inputs)
     outcome, elapsed = _run(kind, request, lambda fraction, message="": None)
     try:
         with write_transaction(services.session_factory) as session:
@@ -310,14 +315,12 @@ def _decide_inline(
 def _submit(
     services: Services,
     principal: Principal,
-    kind: DecisionKind,
-    inputs: dict[str, Any],
+    decision: Decision,
     fingerprint: str,
     key: str | None,
     reason: str,
     path: str,
 ) -> Reply:
-    decision = _new_decision(principal, kind, inputs)
     try:
         with write_transaction(services.session_factory) as session:
             session.add(decision)
