@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from nqba.services import Services
+from nqba.store.session import read_session
 
 
 def get_services(request: Request) -> Services:
@@ -27,15 +28,8 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 def get_session(services: ServicesDep) -> Iterator[Session]:
     """A session for the request; committed on success, rolled back on error."""
-    session = services.session_factory()
-    try:
+    with read_session(services.session_factory) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -78,7 +78,6 @@ def serve_command(
 
         from nqba.audit.errors import AuditKeyError
         from nqba.audit.log import AuditLog
-        from nqba.telemetry.logging import configure_logging
 
         settings = _settings()
         if workers > 1 and settings.jobs == "inprocess":
@@ -90,7 +89,6 @@ def serve_command(
             AuditLog.from_settings(settings)  # an unusable signing key stops here, in one line
         except AuditKeyError as e:
             raise CliError(f"settings: {e}", USAGE_EXIT) from None
-        configure_logging(json_lines=settings.log_json)
         raise_open_files_limit()
         created = bootstrap(settings.database_url)
         if created is not None:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import dimod
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from nqba.decisions.registry import DecisionKind, Outcome, Progress
 from nqba.engine.errors import InvalidModelError
@@ -43,6 +43,7 @@ class EngineSolveRequest(BaseModel):
     max_samples: int = Field(
         default=10, ge=1, le=MAX_RETURNED_SAMPLES, description="Samples returned, best first."
     )
+    _parsed: tuple[dimod.BinaryQuadraticModel, Graph | None] | None = PrivateAttr(default=None)
 
 
 class ReturnedSample(BaseModel):
@@ -69,7 +70,14 @@ class EngineSolveResult(BaseModel):
 
 
 def parse_model(request: EngineSolveRequest) -> tuple[dimod.BinaryQuadraticModel, Graph | None]:
-    """The request's model as a BQM (and the graph, for G-set)."""
+    """The request's model as a BQM (and the graph, for G-set), parsed once per request: the
+    size check that picks inline or job and the solve share it."""
+    if request._parsed is None:
+        request._parsed = _parse(request)
+    return request._parsed
+
+
+def _parse(request: EngineSolveRequest) -> tuple[dimod.BinaryQuadraticModel, Graph | None]:
     if request.format == "bqm-json":
         if not isinstance(request.model, dict):
             raise InvalidModelError("format bqm-json needs model to be a JSON object")

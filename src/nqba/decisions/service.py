@@ -19,9 +19,26 @@ from sqlalchemy.orm import Session
 
 from nqba.authz import Principal
 from nqba.decisions.records import append_decision_leaf, digest
-from nqba.decisions.registry import DecisionKind, Outcome, Progress, get_kind
-from nqba.engine.errors import EngineError
-from nqba.finance.errors import FinanceError, OptimizationError
+from nqba.decisions.registry import (
+    DecisionKind,
+    Outcome,
+    Progress,
+    UnknownDecisionKindError,
+    get_kind,
+    no_progress,
+)
+from nqba.engine.errors import (
+    BackendUnavailableError,
+    EngineError,
+    ModelTooLargeError,
+    UnknownSolverError,
+)
+from nqba.finance.errors import (
+    FinanceError,
+    InfeasiblePortfolioError,
+    InvalidSpecError,
+    OptimizationError,
+)
 from nqba.jobs.repository import (
     JobCancelled,
     JobSuperseded,
@@ -68,6 +85,24 @@ class Reply:
     replayed: bool = False
 
 
+_FINANCE_CODES: tuple[tuple[type[Exception], str], ...] = (
+    (OptimizationError, "solver_failed"),
+    (InfeasiblePortfolioError, "infeasible"),
+    (InvalidSpecError, "invalid_spec"),
+)
+_ENGINE_CODES: tuple[tuple[type[Exception], str], ...] = (
+    (UnknownSolverError, "unknown_solver"),
+    (ModelTooLargeError, "model_too_large"),
+    (BackendUnavailableError, "backend_unavailable"),  # missing credentials included
+)
+
+
+def _first_code(
+    error: Exception, codes: tuple[tuple[type[Exception], str], ...], other: str
+) -> str:
+    return next((code for cls, code in codes if isinstance(error, cls)), other)
+
+
 def classify(error: Exception) -> DecisionInputError | None:
     """The 4xx a domain error means, or None for an error of ours (a bug: 500)."""
     if isinstance(error, DecisionInputError):
@@ -77,23 +112,12 @@ def classify(error: Exception) -> DecisionInputError | None:
             f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in error.errors()
         ]
         return DecisionInputError("invalid_request", "; ".join(parts[:5]), error.errors())
-    if isinstance(error, LookupError) and type(error).__name__ == "UnknownDecisionKindError":
+    if isinstance(error, UnknownDecisionKindError):
         return DecisionInputError("unknown_decision", str(error))
-    if isinstance(error, OptimizationError):
-        return DecisionInputError("solver_failed", str(error))
     if isinstance(error, FinanceError):
-        code = {
-            "InfeasiblePortfolioError": "infeasible",
-            "InvalidSpecError": "invalid_spec",
-        }.get(type(error).__name__, "invalid_data")
-        return DecisionInputError(code, str(error))
+        return DecisionInputError(_first_code(error, _FINANCE_CODES, "invalid_data"), str(error))
     if isinstance(error, EngineError):
-        code = {
-            "UnknownSolverError": "unknown_solver",
-            "ModelTooLargeError": "model_too_large",
-            "BackendUnavailableError": "backend_unavailable",
-            "MissingCredentialsError": "backend_unavailable",
-        }.get(type(error).__name__, "invalid_model")
+        code = _first_code(error, _ENGINE_CODES, "invalid_model")
         return DecisionInputError(code, str(error).strip("'\""))
     return None
 
@@ -296,7 +320,7 @@ def _decide_inline(
     key: str | None,
     path: str,
 ) -> Reply:
-    outcome, elapsed = _run(kind, request, lambda fraction, message="": None)
+    outcome, elapsed = _run(kind, request, no_progress)
     try:
         with write_transaction(services.session_factory) as session:
             _complete(decision, outcome, elapsed)
@@ -405,5 +429,5 @@ def lookup_kind(unit: str, kind: str) -> DecisionKind:
     """The registered kind, or ``DecisionInputError('unknown_decision')``."""
     try:
         return get_kind(unit, kind)
-    except LookupError as e:
+    except UnknownDecisionKindError as e:
         raise DecisionInputError("unknown_decision", str(e)) from None
