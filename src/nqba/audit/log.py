@@ -14,7 +14,7 @@ hashes (RFC 6962, no stored inner nodes): each reads every leaf hash up to the t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,15 +79,22 @@ class AuditLog:
         organisation_id: str,
         decision_id: str | None,
         record: Mapping[str, Any],
+        link: Callable[[int], None] | None = None,
     ) -> AuditLeaf:
         """Add ``record`` as the next leaf, in ``session``'s transaction (not committed here).
 
-        If the new size is a multiple of ``audit_checkpoint_every``, a checkpoint of it is
-        signed and stored in the same transaction (from the head's compact range: O(log n)).
+        The leaf is hashed before the head's lock is taken. ``link(seq)`` runs once the seq is
+        known and before anything is flushed, so the recorded row (pending in ``session``)
+        is inserted with its seq in the same flush as the leaf. If the new size is a multiple
+        of ``audit_checkpoint_every``, a checkpoint of it is signed and stored in the same
+        transaction (from the head's compact range: O(log n)).
         """
         payload = canonical_json(record)
         digest = leaf_hash(payload)
-        size = repo.increment_head(session, digest)
+        with session.no_autoflush:
+            size = repo.increment_head(session, digest)
+        if link is not None:
+            link(size - 1)
         leaf = AuditLeaf(
             seq=size - 1,
             leaf_hash=digest,
@@ -96,7 +103,6 @@ class AuditLog:
             decision_id=decision_id,
         )
         session.add(leaf)
-        session.flush()
         if size % self.checkpoint_every == 0:
             self._sign(session, size)
         return leaf

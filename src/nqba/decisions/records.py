@@ -54,14 +54,21 @@ def decision_record(decision: Decision) -> dict[str, Any]:
 
 
 def append_decision_leaf(audit: AuditLog, session: Session, decision: Decision) -> AuditLeaf:
-    """Append ``decision``'s record to the log in ``session``'s transaction; link the leaf."""
-    session.flush()
+    """Append ``decision``'s record to the log in ``session``'s transaction; link the leaf.
+
+    Nothing is flushed here: a new decision (pending in ``session``, its id set) is inserted
+    with its ``audit_seq`` in the same flush as the leaf, at the latest when the transaction
+    commits; a stored one gets its ``audit_seq`` updated then.
+    """
+
+    def link(seq: int) -> None:
+        decision.audit_seq = seq
+
     leaf = audit.append(
         session,
         organisation_id=decision.organisation_id,
         decision_id=decision.id,
         record=decision_record(decision),
+        link=link,
     )
-    decision.audit_seq = leaf.seq
-    session.flush()
     return leaf

@@ -48,7 +48,7 @@ from nqba.jobs.repository import (
     report_progress,
 )
 from nqba.jobs.runners import enqueue_after_commit
-from nqba.store.base import utcnow
+from nqba.store.base import new_id, utcnow
 from nqba.store.models import Decision, IdempotencyRecord
 from nqba.store.session import read_session, write_transaction
 from nqba.telemetry.metrics import DECISION_LATENCY, SOLVER_SECONDS
@@ -201,6 +201,7 @@ def _new_decision(
 ) -> Decision:
     """A queued decision row (not yet added to a session)."""
     return Decision(
+        id=new_id(),
         organisation_id=principal.organisation_id,
         unit=kind.unit,
         kind=kind.kind,
@@ -296,7 +297,6 @@ def _store_reply(
             decision_id=decision_id,
         )
     )
-    session.flush()
 
 
 def _replay_after_race(

@@ -8,6 +8,7 @@ IMMEDIATE``) so two writers queue on the busy timeout instead of failing half-wa
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Iterator
@@ -17,6 +18,11 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: only the writers of one process are ordered
+    fcntl = None  # type: ignore[assignment]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _IMMEDIATE = "nqba_begin_immediate"
@@ -77,21 +83,58 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-_sqlite_writer_locks: weakref.WeakKeyDictionary[Engine, threading.RLock] = (
+class _SQLiteWriterLock:
+    """Orders the writers of one SQLite database file before they ``BEGIN IMMEDIATE``.
+
+    SQLite's busy handler sleeps 1-100 ms between retries even when the database is free
+    again, so writers queue here instead: the threads of this process on a re-entrant lock,
+    and the processes sharing the file (``nqba serve --workers``) on an exclusive ``flock``
+    of ``<database>.writer-lock``, which the kernel hands to the next waiter at once. A nested
+    writer in the same thread holds both already and meets SQLite's busy timeout as before.
+    In-memory databases are private to their process and take only the thread lock. A forked
+    child makes its own (a shared descriptor would share the ``flock``).
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self.pid = os.getpid()
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        in_memory = not database or ":memory:" in database or "mode=memory" in database
+        if fcntl is not None and database and not in_memory:
+            path = os.path.abspath(database) + ".writer-lock"
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            weakref.finalize(self, os.close, self._fd)
+
+    def acquire(self) -> None:
+        self._thread_lock.acquire()
+        if self._depth == 0 and self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._thread_lock.release()
+                raise
+        self._depth += 1
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._thread_lock.release()
+
+
+_sqlite_writer_locks: weakref.WeakKeyDictionary[Engine, _SQLiteWriterLock] = (
     weakref.WeakKeyDictionary()
 )
 _locks_guard = threading.Lock()
 
 
-def _sqlite_writer_lock(engine: Engine) -> threading.RLock:
-    """One lock per SQLite engine: this process's writers queue on it, not on SQLite's busy
-    handler, which sleeps 1-100 ms between retries even when the database is free again.
-    Re-entrant, so a nested writer in the same thread meets SQLite's busy timeout as before
-    instead of waiting for itself forever."""
+def _sqlite_writer_lock(engine: Engine) -> _SQLiteWriterLock:
+    """The writer lock of ``engine``'s database (one per engine)."""
     with _locks_guard:
         lock = _sqlite_writer_locks.get(engine)
-        if lock is None:
-            lock = _sqlite_writer_locks[engine] = threading.RLock()
+        if lock is None or lock.pid != os.getpid():
+            lock = _sqlite_writer_locks[engine] = _SQLiteWriterLock(engine.url.database)
         return lock
 
 
@@ -100,8 +143,8 @@ def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose transaction holds the write lock from its start; commits on success.
 
     On PostgreSQL this is an ordinary transaction (row locks order the writers); on SQLite it
-    begins with ``BEGIN IMMEDIATE``, after taking this process's writer lock (other
-    processes still wait on SQLite's own lock).
+    begins with ``BEGIN IMMEDIATE``, after taking the database's writer lock (which orders
+    this process's threads and the other processes that use the same file).
     """
     session = factory()
     bind = session.get_bind()
