@@ -117,7 +117,7 @@ def test_a_forked_process_gets_its_own_writer_lock(
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     lock = store_session._sqlite_writer_lock(engine)
     assert store_session._sqlite_writer_lock(engine) is lock
-    monkeypatch.setattr(store_session.os, "getpid", lambda: lock.pid + 1)
+    monkeypatch.setattr(os, "getpid", lambda: lock.pid + 1)
     assert store_session._sqlite_writer_lock(engine) is not lock
     engine.dispose()
 
