@@ -17,8 +17,8 @@ from nqba.services import Services
 from nqba.store.session import read_session
 
 
-def get_services(request: Request) -> Services:
-    """The ``Services`` the app was started with."""
+async def get_services(request: Request) -> Services:
+    """The ``Services`` the app was started with (async: no I/O, so no thread hand-off)."""
     services: Services = request.app.state.services
     return services
 
