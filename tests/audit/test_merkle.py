@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from nqba.audit import merkle
 from nqba.audit.merkle import (
     EMPTY_ROOT,
     CanonicalJSONError,
@@ -338,3 +341,49 @@ def test_compact_range_root_equals_the_rfc_6962_root_at_every_size() -> None:
         assert len(nodes) == bin(size + 1).count("1")
         assert compact_root(nodes) == root_hash(leaves[: size + 1])
         assert unpack_nodes(pack_nodes(nodes)) == nodes
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_the_fixed_point_float_path_agrees_with_the_ecmascript_layout(x: float) -> None:
+    assert merkle._float(x) == merkle._number(x)
+
+
+def _reference_json(obj: Any) -> str:
+    """RFC 8785 written the slow, obvious way: every key sorted on its UTF-16 code units."""
+    if isinstance(obj, dict):
+        keys = sorted(obj, key=lambda k: k.encode("utf-16-be"))
+        return (
+            "{"
+            + ",".join(
+                f"{json.dumps(k, ensure_ascii=False)}:{_reference_json(obj[k])}" for k in keys
+            )
+            + "}"
+        )
+    if isinstance(obj, list):
+        return "[" + ",".join(_reference_json(v) for v in obj) + "]"
+    if isinstance(obj, float):
+        return merkle._number(obj)
+    return json.dumps(obj, ensure_ascii=False)
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=["Cs"])),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.text(st.characters(exclude_categories=["Cs"]), max_size=4), inner, max_size=4
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_JSON_VALUES)
+def test_canonical_json_matches_a_reference_writer(obj: Any) -> None:
+    assert canonical_json(obj) == _reference_json(obj).encode("utf-8")

@@ -8,8 +8,8 @@ against a newer root without seeing the whole log.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
+from json.encoder import encode_basestring as _encode_string
 from typing import Any
 
 HASH_SIZE = 32
@@ -271,52 +271,81 @@ def _number(x: float) -> str:
 
 def _string(s: str) -> str:
     """JSON string as ECMAScript JSON.stringify writes it; lone surrogates are refused."""
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise CanonicalJSONError(f"string holds a lone surrogate: {s!r}") from exc
-    return json.dumps(s, ensure_ascii=False)
+    if not s.isascii():
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise CanonicalJSONError(f"string holds a lone surrogate: {s!r}") from exc
+    return _encode_string(s)
+
+
+def _float(x: float) -> str:
+    if x - x != 0:  # NaN and the infinities; finite x - x is 0.0
+        raise CanonicalJSONError(f"{x!r} has no JSON form")
+    r = repr(x)
+    # repr is fixed-point exactly where ECMAScript is too (1e-4 <= |x| < 1e16, no "e"); only
+    # its ".0" on whole numbers differs. Everything else is laid out by _number.
+    if "e" in r or x == 0:
+        return _number(x)
+    return r[:-2] if r.endswith(".0") else r
 
 
 def _utf16_key(key: str) -> bytes:
     return key.encode("utf-16-be")
 
 
-def _write(obj: Any, out: list[str]) -> None:
-    if obj is None:
-        out.append("null")
-    elif obj is True:
-        out.append("true")
-    elif obj is False:
-        out.append("false")
-    elif isinstance(obj, int):
-        out.append(str(obj))
-    elif isinstance(obj, float):
-        if obj - obj != 0:  # NaN and the infinities; finite x - x is 0.0
-            raise CanonicalJSONError(f"{obj!r} has no JSON form")
-        out.append(_number(obj))
-    elif isinstance(obj, str):
-        out.append(_string(obj))
-    elif isinstance(obj, Mapping):
-        for key in obj:
-            if not isinstance(key, str):
-                raise CanonicalJSONError(f"object key {key!r} is not a string")
+def _sorted_keys(obj: Mapping[Any, Any]) -> list[str]:
+    """Keys in UTF-16 code-unit order (checked to be strings). Code-point order is the same
+    unless a key holds a character beyond U+FFFF, so that case alone sorts on UTF-16 bytes."""
+    keys = list(obj)
+    wide = False
+    for key in keys:
+        if not isinstance(key, str):
+            raise CanonicalJSONError(f"object key {key!r} is not a string")
+        if not key.isascii():
             _string(key)
-        out.append("{")
-        for i, key in enumerate(sorted(obj, key=_utf16_key)):
-            if i:
-                out.append(",")
-            out.append(_string(key))
-            out.append(":")
+            wide = wide or any(c > "\uffff" for c in key)
+    keys.sort(key=_utf16_key if wide else None)
+    return keys
+
+
+def _write(obj: Any, out: list[str]) -> None:
+    append = out.append
+    kind = type(obj)
+    if kind is str:
+        append(_string(obj))
+    elif kind is float:
+        append(_float(obj))
+    elif obj is None:
+        append("null")
+    elif obj is True:
+        append("true")
+    elif obj is False:
+        append("false")
+    elif kind is int or isinstance(obj, int):
+        append(str(int(obj)))
+    elif isinstance(obj, float):
+        append(_float(float(obj)))
+    elif isinstance(obj, str):
+        append(_string(obj))
+    elif isinstance(obj, Mapping):
+        append("{")
+        first = True
+        for key in _sorted_keys(obj):
+            if not first:
+                append(",")
+            first = False
+            append(_encode_string(key))
+            append(":")
             _write(obj[key], out)
-        out.append("}")
+        append("}")
     elif isinstance(obj, list | tuple):
-        out.append("[")
+        append("[")
         for i, item in enumerate(obj):
             if i:
-                out.append(",")
+                append(",")
             _write(item, out)
-        out.append("]")
+        append("]")
     else:
         raise CanonicalJSONError(f"{type(obj).__name__} has no JSON form")
 
