@@ -17,7 +17,7 @@ from nqba.auth.service import create_organisation
 from nqba.decisions.records import decision_record, digest
 from nqba.services import Services
 from nqba.store.base import utcnow
-from nqba.store.models import Decision
+from nqba.store.models import APPEND_ONLY_TABLES, Decision
 from nqba.store.session import read_session, write_transaction
 
 
@@ -77,13 +77,13 @@ def append_decisions(services: Services, organisation_id: str, count: int) -> li
 
 
 def disable_append_only(conn: Connection) -> None:
-    """Take the append-only triggers off both audit tables (what an attacker with DDL does)."""
+    """Take the append-only triggers off the audit tables (what an attacker with DDL does)."""
     if conn.dialect.name == "sqlite":
-        for table in ("audit_log", "audit_checkpoints"):
+        for table in APPEND_ONLY_TABLES:
             for action in ("update", "delete"):
                 conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
     else:
-        for table in ("audit_log", "audit_checkpoints"):
+        for table in APPEND_ONLY_TABLES:
             conn.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER USER")
 
 

@@ -387,3 +387,52 @@ _JSON_VALUES = st.recursive(
 @given(_JSON_VALUES)
 def test_canonical_json_matches_a_reference_writer(obj: Any) -> None:
     assert canonical_json(obj) == _reference_json(obj).encode("utf-8")
+
+
+def _stored_tree(leaves: list[bytes]) -> dict[tuple[int, int], bytes]:
+    """Every node a log stores as it grows: the leaves, and inner nodes as they complete."""
+    nodes: dict[tuple[int, int], bytes] = {}
+    compact: list[bytes] = []
+    for size, leaf in enumerate(leaves):
+        nodes[(0, size)] = leaf
+        compact, completed = merkle.compact_append_nodes(compact, size, leaf)
+        nodes.update(completed)
+    return nodes
+
+
+def test_stored_nodes_give_the_same_roots_and_proofs_as_the_leaves() -> None:
+    leaves = [leaf_hash(f"leaf {i}".encode()) for i in range(MAX_SIZE)]
+    nodes = _stored_tree(leaves)
+    for size in range(1, MAX_SIZE + 1):
+        # the inner nodes complete so far: size - popcount(size) of them
+        inner = [k for k in _stored_tree(leaves[:size]) if k[0] > 0]
+        assert len(inner) == size - bin(size).count("1")
+        assert merkle.root_from_nodes(size, nodes) == root_hash(leaves[:size])
+        assert merkle.root_nodes(size) <= nodes.keys()
+        for m in range(size):
+            needed = merkle.inclusion_nodes(m, size)
+            only = {k: nodes[k] for k in needed}
+            assert merkle.inclusion_proof_from_nodes(m, size, only) == inclusion_proof(
+                m, leaves[:size]
+            )
+        for old in range(1, size + 1):
+            needed = merkle.consistency_nodes(old, size)
+            only = {k: nodes[k] for k in needed}
+            assert merkle.consistency_proof_from_nodes(old, size, only) == consistency_proof(
+                old, leaves[:size]
+            )
+
+
+def test_proofs_need_few_nodes_in_a_large_tree() -> None:
+    size = 1_000_003
+    assert len(merkle.inclusion_nodes(123_456, size)) <= 2 * size.bit_length()
+    assert len(merkle.consistency_nodes(654_321, size)) <= 2 * size.bit_length()
+    assert len(merkle.root_nodes(size)) == bin(size).count("1")
+
+
+def test_a_missing_node_is_a_proof_error() -> None:
+    leaves = [leaf_hash(b"a"), leaf_hash(b"b"), leaf_hash(b"c")]
+    nodes = _stored_tree(leaves)
+    del nodes[(1, 0)]
+    with pytest.raises(ProofError, match=r"node \(1, 0\)"):
+        merkle.inclusion_proof_from_nodes(2, 3, nodes)

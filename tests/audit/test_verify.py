@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from nqba.audit.checkpoints import CheckpointSigner
+from nqba.audit.errors import AuditIntegrityError
 from nqba.audit.export import export_log
 from nqba.audit.merkle import leaf_hash, root_hash
 from nqba.audit.verify import (
@@ -166,7 +167,8 @@ def test_changed_leaf_without_a_decision_is_located_between_checkpoints(
     audit_services: Services, mode: str, tmp_path: Path
 ) -> None:
     """A leaf changed together with its stored hash, with no decision row to compare, is
-    only visible through the checkpoint that signed it: the range between checkpoints."""
+    visible through the checkpoint that signed it: the range between checkpoints; in the
+    database also through the stored node above it, hashed when leaf 5 was appended."""
     org = new_organisation(audit_services)
     append_plain(audit_services, org, 10)
     forged = json.dumps({"n": 99, "organisation_id": org, "type": "test/v1"}, sort_keys=True)
@@ -177,12 +179,15 @@ def test_changed_leaf_without_a_decision_is_located_between_checkpoints(
         h=forged_leaf_hash(forged),
     )
     report = verify_by(mode, audit_services, tmp_path)
+    assert report.checkpoints_verified == 1
     first = report.first_problem
     assert first is not None
-    assert first.kind == "range"
-    assert (first.seq, first.last_seq) == (4, 7)
-    assert "checkpoint at tree size 8" in first.message
-    assert report.checkpoints_verified == 1
+    if mode == "export":  # no stored nodes in an export
+        assert (first.kind, first.seq, first.last_seq) == ("range", 4, 7)
+        assert "checkpoint at tree size 8" in first.message
+    else:  # the narrowest node problem explains the wider ones and the checkpoint's range
+        assert [(p.kind, p.seq, p.last_seq) for p in report.problems] == [("node", 4, 5)]
+        assert "not the hash of those leaves" in first.message
 
 
 @pytest.mark.parametrize("mode", ["export", "database"])
@@ -352,3 +357,19 @@ def test_verify_streams_an_export_of_100k_leaves_and_finds_one_changed_payload(
     path.write_text(text.replace('\\"n\\":73210,', '\\"n\\":73211,', 1))
     report = verify_export(path, signer.public_key_b64)
     assert report.first_bad_seq == 73210
+
+
+def test_a_deleted_node_is_reported_and_its_proofs_say_the_log_is_damaged(
+    audit_services: Services, tmp_path: Path
+) -> None:
+    org = new_organisation(audit_services)
+    append_plain(audit_services, org, 8)
+    tamper(audit_services, "DELETE FROM audit_nodes WHERE level = 1 AND idx = 1")
+    report = verify_by("database", audit_services, tmp_path)
+    assert [(p.kind, p.seq, p.last_seq) for p in report.problems] == [("node", 2, 3)]
+    assert "node (1, 1) over leaves 2..3 is not stored" in report.problems[0].message
+    with (
+        read_session(audit_services.session_factory) as session,
+        pytest.raises(AuditIntegrityError, match=r"node \(1, 1\) of the tree is missing"),
+    ):
+        audit_services.audit.inclusion_proof(session, 0, 8)

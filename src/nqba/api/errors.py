@@ -115,3 +115,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 """OpenAPI ``responses=`` of the error statuses every authenticated endpoint can answer."""
+
+
+class AuditLogDamagedError(ApiError):
+    """500: the stored log has a gap or damage; ``nqba audit verify`` locates it."""
+
+    status = 500
+    code = "audit_log_damaged"
+
+
+def audit_log_damaged(error: Exception) -> AuditLogDamagedError:
+    """The answer when a proof or root cannot be built from the stored log."""
+    return AuditLogDamagedError(f"{error}; run `nqba audit verify` to locate the damage")

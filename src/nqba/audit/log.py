@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,8 @@ from nqba.audit.errors import AuditIntegrityError, AuditRangeError
 from nqba.audit.merkle import canonical_json, leaf_hash
 from nqba.config import Settings
 from nqba.store.models import AuditCheckpoint, AuditLeaf
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -139,34 +141,43 @@ class AuditLog:
         return repo.leaf_hashes(session, self._size(session, size, "tree size"))
 
     def root(self, session: Session, size: int | None = None) -> bytes:
-        """The RFC 6962 root of the first ``size`` leaves (the whole log by default)."""
-        return merkle.root_hash(self.leaf_hashes(session, size))
+        """The RFC 6962 root of the first ``size`` leaves (the whole log by default), from
+        the stored nodes: O(log n) reads."""
+        size = self._size(session, size, "tree size")
+        nodes = repo.tree_nodes(session, merkle.root_nodes(size))
+        return self._proven(lambda: merkle.root_from_nodes(size, nodes))
 
     def inclusion_proof(self, session: Session, seq: int, tree_size: int) -> InclusionProof:
         """Audit path of leaf ``seq`` in the tree of ``tree_size`` leaves, with that root.
 
         AuditRangeError when ``seq`` or ``tree_size`` is negative, ``seq >= tree_size``, or
-        ``tree_size`` is beyond the log. Reads tree_size leaf hashes (O(n)).
+        ``tree_size`` is beyond the log. Reads O(log^2 n) stored nodes; AuditIntegrityError
+        when one is missing.
         """
         if seq < 0:
             raise AuditRangeError(f"seq must be non-negative, got {seq}")
         size = self._size(session, tree_size, "tree_size")
         if seq >= size:
             raise AuditRangeError(f"seq {seq} is not below tree_size {size}")
-        hashes = repo.leaf_hashes(session, size)
-        return InclusionProof(
-            seq=seq,
-            tree_size=size,
-            leaf_hash=hashes[seq],
-            root_hash=merkle.root_hash(hashes),
-            path=merkle.inclusion_proof(seq, hashes),
+        keys = merkle.inclusion_nodes(seq, size) | merkle.root_nodes(size) | {(0, seq)}
+        nodes = repo.tree_nodes(session, keys)
+        if (0, seq) not in nodes:
+            raise AuditIntegrityError(f"audit log is damaged: leaf {seq} is missing")
+        return self._proven(
+            lambda: InclusionProof(
+                seq=seq,
+                tree_size=size,
+                leaf_hash=nodes[(0, seq)],
+                root_hash=merkle.root_from_nodes(size, nodes),
+                path=merkle.inclusion_proof_from_nodes(seq, size, nodes),
+            )
         )
 
     def consistency_proof(self, session: Session, first: int, second: int) -> ConsistencyProof:
         """Proof that the tree of ``first`` leaves is a prefix of the tree of ``second``.
 
         AuditRangeError when ``first`` is not in 1..second or ``second`` is beyond the log.
-        Reads ``second`` leaf hashes (O(n)).
+        Reads O(log^2 n) stored nodes; AuditIntegrityError when one is missing.
         """
         size = self._size(session, second, "second")
         if first < 1:
@@ -176,14 +187,29 @@ class AuditLog:
             )
         if first > size:
             raise AuditRangeError(f"first {first} is larger than second {size}")
-        hashes = repo.leaf_hashes(session, size)
-        return ConsistencyProof(
-            first=first,
-            second=size,
-            first_root=merkle.root_hash(hashes[:first]),
-            second_root=merkle.root_hash(hashes),
-            path=merkle.consistency_proof(first, hashes),
+        keys = (
+            merkle.consistency_nodes(first, size)
+            | merkle.root_nodes(first)
+            | merkle.root_nodes(size)
         )
+        nodes = repo.tree_nodes(session, keys)
+        return self._proven(
+            lambda: ConsistencyProof(
+                first=first,
+                second=size,
+                first_root=merkle.root_from_nodes(first, nodes),
+                second_root=merkle.root_from_nodes(size, nodes),
+                path=merkle.consistency_proof_from_nodes(first, size, nodes),
+            )
+        )
+
+    @staticmethod
+    def _proven(build: Callable[[], T]) -> T:
+        """``build()``, with a node missing from the store reported as a damaged log."""
+        try:
+            return build()
+        except merkle.ProofError as e:
+            raise AuditIntegrityError(f"audit log is damaged: {e}") from None
 
     def latest_checkpoint(self, session: Session) -> AuditCheckpoint | None:
         """The checkpoint of the largest tree, or None before the first."""

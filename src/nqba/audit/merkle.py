@@ -8,7 +8,7 @@ against a newer root without seeing the whole log.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from json.encoder import encode_basestring as _encode_string
 from typing import Any
 
@@ -61,34 +61,55 @@ def root_hash(leaf_hashes: Sequence[bytes]) -> bytes:
     return _subtree_root(leaf_hashes, 0, len(leaf_hashes))
 
 
-def _path(m: int, leaves: Sequence[bytes], lo: int, hi: int) -> list[bytes]:
+Subtree = Callable[[int, int], bytes]
+"""MTH of the leaves lo..hi-1 of some tree, for hi > lo: from its leaves or its stored nodes."""
+
+NodeKey = tuple[int, int]
+"""(level, index): the perfect subtree over leaves index * 2**level .. (index + 1) * 2**level - 1;
+level 0 is the leaf ``index`` itself."""
+
+
+def _path(m: int, subtree: Subtree, lo: int, hi: int) -> list[bytes]:
     """PATH(m, D[lo:hi]) of RFC 6962 section 2.1.1, for lo <= lo + m < hi."""
     n = hi - lo
     if n == 1:
         return []
     k = _split(n)
     if m < k:
-        return [*_path(m, leaves, lo, lo + k), _subtree_root(leaves, lo + k, hi)]
-    return [*_path(m - k, leaves, lo + k, hi), _subtree_root(leaves, lo, lo + k)]
+        return [*_path(m, subtree, lo, lo + k), subtree(lo + k, hi)]
+    return [*_path(m - k, subtree, lo + k, hi), subtree(lo, lo + k)]
+
+
+def _subproof(m: int, subtree: Subtree, lo: int, hi: int, whole: bool) -> list[bytes]:
+    """SUBPROOF(m, D[lo:hi], b) of RFC 6962 section 2.1.2, for 0 < m <= hi - lo."""
+    n = hi - lo
+    if m == n:
+        return [] if whole else [subtree(lo, hi)]
+    k = _split(n)
+    if m <= k:
+        return [*_subproof(m, subtree, lo, lo + k, whole), subtree(lo + k, hi)]
+    return [*_subproof(m - k, subtree, lo + k, hi, False), subtree(lo, lo + k)]
+
+
+def _check_index(index: int, size: int) -> None:
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
+
+
+def _check_old_size(old_size: int, size: int) -> None:
+    if not 0 < old_size <= size:
+        raise ProofError(f"old size {old_size} is not in 1..{size} (the new tree's size)")
+
+
+def _from_leaves(leaves: Sequence[bytes]) -> Subtree:
+    return lambda lo, hi: _subtree_root(leaves, lo, hi)
 
 
 def inclusion_proof(index: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
     """Audit path for leaf `index` in the tree of `leaf_hashes`, lowest sibling first."""
     size = len(leaf_hashes)
-    if not 0 <= index < size:
-        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
-    return _path(index, leaf_hashes, 0, size)
-
-
-def _subproof(m: int, leaves: Sequence[bytes], lo: int, hi: int, whole: bool) -> list[bytes]:
-    """SUBPROOF(m, D[lo:hi], b) of RFC 6962 section 2.1.2, for 0 < m <= hi - lo."""
-    n = hi - lo
-    if m == n:
-        return [] if whole else [_subtree_root(leaves, lo, hi)]
-    k = _split(n)
-    if m <= k:
-        return [*_subproof(m, leaves, lo, lo + k, whole), _subtree_root(leaves, lo + k, hi)]
-    return [*_subproof(m - k, leaves, lo + k, hi, False), _subtree_root(leaves, lo, lo + k)]
+    _check_index(index, size)
+    return _path(index, _from_leaves(leaf_hashes), 0, size)
 
 
 def consistency_proof(old_size: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
@@ -98,9 +119,95 @@ def consistency_proof(old_size: int, leaf_hashes: Sequence[bytes]) -> list[bytes
     from the empty tree is meaningless (every tree extends it) and is refused.
     """
     size = len(leaf_hashes)
-    if not 0 < old_size <= size:
-        raise ProofError(f"old size {old_size} is not in 1..{size} (the new tree's size)")
-    return _subproof(old_size, leaf_hashes, 0, size, True)
+    _check_old_size(old_size, size)
+    return _subproof(old_size, _from_leaves(leaf_hashes), 0, size, True)
+
+
+# --- proofs from stored perfect-subtree nodes: O(log^2 n) nodes instead of n leaves --------
+
+
+def _is_perfect(lo: int, hi: int) -> bool:
+    n = hi - lo
+    return n & (n - 1) == 0 and lo % n == 0
+
+
+def _pieces(lo: int, hi: int, out: set[NodeKey]) -> None:
+    """Add the perfect subtrees whose hashes make up MTH(D[lo:hi]) (RFC 6962 splits)."""
+    if _is_perfect(lo, hi):
+        level = (hi - lo).bit_length() - 1
+        out.add((level, lo >> level))
+        return
+    k = _split(hi - lo)
+    _pieces(lo, lo + k, out)
+    _pieces(lo + k, hi, out)
+
+
+def _recorder(out: set[NodeKey]) -> Subtree:
+    def subtree(lo: int, hi: int) -> bytes:
+        _pieces(lo, hi, out)
+        return b""
+
+    return subtree
+
+
+def _from_nodes(nodes: Mapping[NodeKey, bytes]) -> Subtree:
+    def subtree(lo: int, hi: int) -> bytes:
+        if _is_perfect(lo, hi):
+            level = (hi - lo).bit_length() - 1
+            try:
+                return nodes[(level, lo >> level)]
+            except KeyError:
+                what = f"leaf {lo}" if level == 0 else f"node {(level, lo >> level)}"
+                raise ProofError(f"{what} of the tree is missing") from None
+        k = _split(hi - lo)
+        return node_hash(subtree(lo, lo + k), subtree(lo + k, hi))
+
+    return subtree
+
+
+def root_nodes(size: int) -> set[NodeKey]:
+    """The stored nodes that the root of the tree of ``size`` leaves is computed from."""
+    out: set[NodeKey] = set()
+    if size:
+        _pieces(0, size, out)
+    return out
+
+
+def root_from_nodes(size: int, nodes: Mapping[NodeKey, bytes]) -> bytes:
+    """The root of the tree of ``size`` leaves from (at least) its :func:`root_nodes`."""
+    return _from_nodes(nodes)(0, size) if size else EMPTY_ROOT
+
+
+def inclusion_nodes(index: int, size: int) -> set[NodeKey]:
+    """The stored nodes that leaf ``index``'s audit path in a tree of ``size`` is made of."""
+    _check_index(index, size)
+    out: set[NodeKey] = set()
+    _path(index, _recorder(out), 0, size)
+    return out
+
+
+def inclusion_proof_from_nodes(
+    index: int, size: int, nodes: Mapping[NodeKey, bytes]
+) -> list[bytes]:
+    """:func:`inclusion_proof` from (at least) the :func:`inclusion_nodes` of the tree."""
+    _check_index(index, size)
+    return _path(index, _from_nodes(nodes), 0, size)
+
+
+def consistency_nodes(old_size: int, size: int) -> set[NodeKey]:
+    """The stored nodes that the consistency proof from ``old_size`` to ``size`` is made of."""
+    _check_old_size(old_size, size)
+    out: set[NodeKey] = set()
+    _subproof(old_size, _recorder(out), 0, size, True)
+    return out
+
+
+def consistency_proof_from_nodes(
+    old_size: int, size: int, nodes: Mapping[NodeKey, bytes]
+) -> list[bytes]:
+    """:func:`consistency_proof` from (at least) the :func:`consistency_nodes` of the tree."""
+    _check_old_size(old_size, size)
+    return _subproof(old_size, _from_nodes(nodes), 0, size, True)
 
 
 def compact_append(nodes: Sequence[bytes], size: int, leaf: bytes) -> list[bytes]:
@@ -109,13 +216,26 @@ def compact_append(nodes: Sequence[bytes], size: int, leaf: bytes) -> list[bytes
     A compact range is the list of perfect-subtree roots that make up a tree, largest first
     (one per set bit of the size), so appending costs O(log n) hashes and no leaf reads.
     """
+    return compact_append_nodes(nodes, size, leaf)[0]
+
+
+def compact_append_nodes(
+    nodes: Sequence[bytes], size: int, leaf: bytes
+) -> tuple[list[bytes], list[tuple[NodeKey, bytes]]]:
+    """:func:`compact_append`, and the inner nodes the new leaf completes, as
+    ``((level, index), hash)``: the node at level L has index ``size >> L``. Storing these
+    as they complete keeps every inner node of the tree (one per append on average)."""
     out = [*nodes, leaf]
+    completed: list[tuple[NodeKey, bytes]] = []
     s = size
+    level = 0
     while s & 1:
         right = out.pop()
         out[-1] = node_hash(out[-1], right)
         s >>= 1
-    return out
+        level += 1
+        completed.append(((level, size >> level), out[-1]))
+    return out, completed
 
 
 def compact_root(nodes: Sequence[bytes]) -> bytes:

@@ -7,17 +7,19 @@ checkpoint signing are serialised on PostgreSQL and SQLite alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text, tuple_
 from sqlalchemy.orm import Session, defer
 
 from nqba.audit import merkle
 from nqba.audit.checkpoints import SignedCheckpoint
 from nqba.audit.errors import AuditIntegrityError
-from nqba.store.models import AuditCheckpoint, AuditLeaf, Decision
+from nqba.store.models import AuditCheckpoint, AuditLeaf, AuditNode, Decision
+
+T = TypeVar("T")
 
 BATCH_SIZE = 1000
 """Rows fetched per round trip when streaming the log."""
@@ -35,10 +37,11 @@ class LeafRow(NamedTuple):
 
 
 def increment_head(session: Session, leaf: bytes) -> int:
-    """Append ``leaf`` to the head (size + 1, compact range updated, under the row's lock).
+    """Append ``leaf`` to the head (size + 1, compact range updated, under the row's lock),
+    and store the inner nodes it completes. Returns the new size.
 
-    Returns the new size. The first UPDATE takes the row's write lock, so the compact range
-    read with it cannot change before the second UPDATE writes its successor.
+    The first UPDATE takes the row's write lock, so the compact range read with it cannot
+    change before the second UPDATE writes its successor.
     """
     size, packed = session.execute(
         text(
@@ -46,12 +49,45 @@ def increment_head(session: Session, leaf: bytes) -> int:
             "RETURNING tree_size, compact_range"
         )
     ).one()
-    nodes = merkle.compact_append(merkle.unpack_nodes(bytes(packed or b"")), int(size) - 1, leaf)
+    nodes, completed = merkle.compact_append_nodes(
+        merkle.unpack_nodes(bytes(packed or b"")), int(size) - 1, leaf
+    )
     session.execute(
         text("UPDATE audit_head SET compact_range = :packed WHERE id = 1"),
         {"packed": merkle.pack_nodes(nodes)},
     )
+    if completed:
+        session.execute(
+            insert(AuditNode),
+            [{"level": lv, "index": i, "node_hash": h} for (lv, i), h in completed],
+        )
     return int(size)
+
+
+def tree_nodes(session: Session, keys: Collection[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
+    """The stored nodes named by ``keys`` (level 0: leaf hashes; above: inner nodes); a key
+    not stored is left out (the proof built from them then names it)."""
+    leaves = sorted(i for lv, i in keys if lv == 0)
+    inner = [(lv, i) for lv, i in keys if lv > 0]
+    found: dict[merkle.NodeKey, bytes] = {}
+    for chunk in _chunks(leaves):
+        rows = session.execute(
+            select(AuditLeaf.seq, AuditLeaf.leaf_hash).where(AuditLeaf.seq.in_(chunk))
+        )
+        found.update({(0, int(seq)): bytes(h) for seq, h in rows})
+    for pairs in _chunks(inner):
+        stored = session.execute(
+            select(AuditNode.level, AuditNode.index, AuditNode.node_hash).where(
+                tuple_(AuditNode.level, AuditNode.index).in_(pairs)
+            )
+        )
+        found.update({(int(lv), int(i)): bytes(h) for lv, i, h in stored})
+    return found
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), 500):
+        yield items[start : start + 500]
 
 
 def head_root(session: Session) -> tuple[int, bytes]:
@@ -99,6 +135,17 @@ def leaf_hashes(session: Session, size: int) -> list[bytes]:
             "is missing"
         )
     return hashes
+
+
+def iter_nodes(session: Session) -> Iterator[tuple[int, int, bytes]]:
+    """Every stored inner node as (level, index, hash), fetched in batches."""
+    result = session.execute(
+        select(AuditNode.level, AuditNode.index, AuditNode.node_hash)
+        .order_by(AuditNode.level, AuditNode.index)
+        .execution_options(yield_per=BATCH_SIZE)
+    )
+    for level, index, digest in result:
+        yield int(level), int(index), bytes(digest)
 
 
 def get_leaf(session: Session, seq: int) -> AuditLeaf | None:

@@ -39,7 +39,14 @@ from nqba.audit.checkpoints import (
     verify_checkpoint,
 )
 from nqba.audit.errors import AuditError, AuditKeyError, CheckpointError
-from nqba.audit.merkle import EMPTY_ROOT, CanonicalJSONError, canonical_json, leaf_hash, node_hash
+from nqba.audit.merkle import (
+    EMPTY_ROOT,
+    CanonicalJSONError,
+    canonical_json,
+    compact_append_nodes,
+    leaf_hash,
+    node_hash,
+)
 
 EXPORT_FORMAT = "nqba.audit-export/v1"
 """The ``format`` of the header line of an export file."""
@@ -47,7 +54,10 @@ EXPORT_FORMAT = "nqba.audit-export/v1"
 DETAILED_MISMATCHES = 10
 """Decision mismatches whose differing fields are spelled out (each needs its leaf's payload)."""
 
-ProblemKind = Literal["export", "leaf", "decision", "range", "checkpoint"]
+ProblemKind = Literal["export", "leaf", "decision", "range", "checkpoint", "node"]
+
+
+_RANK = {"export": 0, "leaf": 0, "decision": 1, "range": 2, "node": 2, "checkpoint": 3}
 
 
 class ExportFormatError(AuditError, ValueError):
@@ -73,7 +83,7 @@ class Problem:
     def order(self) -> tuple[int, int]:
         """Where the problem sits in the log: by seq, a checkpoint after its leaves; at one
         seq, a leaf's own problem before a decision's, before a range between checkpoints."""
-        rank = {"export": 0, "leaf": 0, "decision": 1, "range": 2, "checkpoint": 3}[self.kind]
+        rank = _RANK[self.kind]
         if self.seq is not None:
             return (self.seq, rank)
         if self.checkpoint is not None:
@@ -456,13 +466,21 @@ class Verifier:
         return verified, latest
 
     def _drop_explained_ranges(self) -> None:
-        """A range problem that holds an exactly located problem adds nothing; drop it."""
+        """A range or node problem that holds an exactly located problem, or a narrower node
+        problem, adds nothing (a changed leaf changes every node above it); drop it."""
         exact = sorted(p.seq for p in self._problems if p.seq is not None and p.last_seq is None)
+        nodes = [
+            (p.seq, p.last_seq)
+            for p in self._problems
+            if p.kind == "node" and p.seq is not None and p.last_seq is not None
+        ]
         kept: list[Problem] = []
         for p in self._problems:
-            if p.kind == "range" and p.seq is not None and p.last_seq is not None:
+            if p.kind in ("range", "node") and p.seq is not None and p.last_seq is not None:
                 lo, hi = p.seq, p.last_seq
                 if any(lo <= s <= hi for s in exact):
+                    continue
+                if any(lo <= a and b <= hi and (a, b) != (lo, hi) for a, b in nodes):
                     continue
             kept.append(p)
         self._problems = kept
@@ -689,8 +707,11 @@ def verify_database(
     verifier = Verifier(
         key, origin, source=url, recorded_size=repo.head_size(session), check_decisions=True
     )
+    hashes: list[bytes] = []
     for row in repo.iter_leaf_rows(session):
         verifier.leaf(row.seq, row.leaf_hash, row.payload, row.organisation_id, row.decision_id)
+        hashes.append(bytes(row.leaf_hash))
+    _check_nodes(verifier, hashes, repo.iter_nodes(session))
     for cp in repo.all_checkpoints(session):
         verifier.checkpoint(SignedCheckpoint.of(cp, cp.created_at))
     for decision in repo.iter_recorded_decisions(session):
@@ -706,3 +727,42 @@ def verify_database(
         return found
 
     return verifier.finish(payloads)
+
+
+def _check_nodes(
+    verifier: Verifier, hashes: list[bytes], stored: Iterable[tuple[int, int, bytes]]
+) -> None:
+    """The stored inner nodes (what roots and proofs are served from) must be those the
+    leaves give: one recomputed as the leaves were appended, none missing and none extra."""
+    expected: dict[tuple[int, int], bytes] = {}
+    compact: list[bytes] = []
+    for size, digest in enumerate(hashes):
+        compact, completed = compact_append_nodes(compact, size, digest)
+        expected.update(completed)
+    for level, index, digest in stored:
+        want = expected.pop((level, index), None)
+        first, last = index << level, ((index + 1) << level) - 1
+        if want is None:
+            verifier.problem(
+                "node",
+                f"stored node ({level}, {index}) over leaves {first}..{last} is not in the tree "
+                "the leaves make",
+                seq=first,
+                last_seq=last,
+            )
+        elif want != digest:
+            verifier.problem(
+                "node",
+                f"stored node ({level}, {index}) over leaves {first}..{last} is not the hash of "
+                "those leaves: proofs served from it would not verify",
+                seq=first,
+                last_seq=last,
+            )
+    for (level, index), _ in sorted(expected.items()):
+        first, last = index << level, ((index + 1) << level) - 1
+        verifier.problem(
+            "node",
+            f"node ({level}, {index}) over leaves {first}..{last} is not stored",
+            seq=first,
+            last_seq=last,
+        )

@@ -182,6 +182,18 @@ class AuditLeaf(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class AuditNode(Base):
+    """Inner node (level >= 1) of the log's tree: the root of the perfect subtree over leaves
+    ``index * 2**level`` to ``(index + 1) * 2**level - 1``, stored when its last leaf is
+    appended, so a root or proof reads O(log^2 n) nodes instead of n leaves. Append-only."""
+
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    index: Mapped[int] = mapped_column("idx", Integer, primary_key=True, autoincrement=False)
+    node_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
 class AuditCheckpoint(Base):
     """A signed statement of the log's size and root hash. Append-only."""
 
@@ -195,5 +207,5 @@ class AuditCheckpoint(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-APPEND_ONLY_TABLES = ("audit_log", "audit_checkpoints")
+APPEND_ONLY_TABLES = ("audit_log", "audit_checkpoints", "audit_nodes")
 """Tables whose rows the database refuses to UPDATE or DELETE."""

@@ -14,7 +14,12 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlalchemy.orm import Session
 
 from nqba.api.deps import ServicesDep, SessionDep
-from nqba.api.errors import ERROR_RESPONSES, ApiError, NotFoundError, UnprocessableError
+from nqba.api.errors import (
+    ERROR_RESPONSES,
+    NotFoundError,
+    UnprocessableError,
+    audit_log_damaged,
+)
 from nqba.api.security import CurrentPrincipal, require
 from nqba.audit.checkpoints import note_verifier_key
 from nqba.audit.errors import AuditIntegrityError, AuditRangeError
@@ -36,13 +41,6 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ERROR_RESPO
 Auditor = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
 
 
-class AuditLogDamagedError(ApiError):
-    """500: the stored log has a gap or damage; ``nqba audit verify`` locates it."""
-
-    status = 500
-    code = "audit_log_damaged"
-
-
 def _checkpoint(log: AuditLog, row: AuditCheckpoint | None) -> CheckpointResponse | None:
     if row is None:
         return None
@@ -51,10 +49,6 @@ def _checkpoint(log: AuditLog, row: AuditCheckpoint | None) -> CheckpointRespons
 
 def _range(error: AuditRangeError) -> UnprocessableError:
     return UnprocessableError(str(error), code="invalid_size")
-
-
-def _damaged(error: AuditIntegrityError) -> AuditLogDamagedError:
-    return AuditLogDamagedError(f"{error}; run `nqba audit verify` to locate the damage")
 
 
 def _own_leaf(session: Session, log: AuditLog, principal: Principal, seq: int) -> AuditLeaf:
@@ -70,7 +64,7 @@ def _inclusion(session: Session, log: AuditLog, seq: int, tree_size: int) -> Inc
     except AuditRangeError as e:
         raise _range(e) from None
     except AuditIntegrityError as e:
-        raise _damaged(e) from None
+        raise audit_log_damaged(e) from None
     return InclusionProofResponse(
         seq=proof.seq,
         tree_size=proof.tree_size,
@@ -125,7 +119,7 @@ def sign_checkpoint(
             created = before is None or before.tree_size != row.tree_size
             body = CheckpointResponse.of(row, log.signer.public_key_raw, row.created_at)
     except AuditIntegrityError as e:
-        raise _damaged(e) from None
+        raise audit_log_damaged(e) from None
     if not created:
         response.status_code = 200
     return body
@@ -234,7 +228,7 @@ def consistency_proof(
     except AuditRangeError as e:
         raise _range(e) from None
     except AuditIntegrityError as e:
-        raise _damaged(e) from None
+        raise audit_log_damaged(e) from None
     return ConsistencyProofResponse(
         first=proof.first,
         second=proof.second,

@@ -12,8 +12,15 @@ from sqlalchemy.orm import Session
 
 from nqba.api.decide import IdempotencyKey, answer
 from nqba.api.deps import ServicesDep, SessionDep
-from nqba.api.errors import ERROR_RESPONSES, ApiError, ForbiddenError, NotFoundError
+from nqba.api.errors import (
+    ERROR_RESPONSES,
+    ApiError,
+    ForbiddenError,
+    NotFoundError,
+    audit_log_damaged,
+)
 from nqba.api.security import CurrentPrincipal
+from nqba.audit.errors import AuditIntegrityError
 from nqba.authz import Principal
 from nqba.authz.permissions import UNITS, decide_permission, read_permission
 from nqba.decisions.registry import RESERVED_UNITS
@@ -176,9 +183,12 @@ def _proof(services: Services, session: Session, leaf: AuditLeaf) -> AuditProof:
     checkpoint = services.audit.latest_checkpoint(session)
     signed = checkpoint is not None and checkpoint.tree_size > leaf.seq
     size = checkpoint.tree_size if checkpoint is not None and signed else None
-    proof = services.audit.inclusion_proof(
-        session, leaf.seq, size if size is not None else services.audit.tree_size(session)
-    )
+    try:
+        proof = services.audit.inclusion_proof(
+            session, leaf.seq, size if size is not None else services.audit.tree_size(session)
+        )
+    except AuditIntegrityError as e:
+        raise audit_log_damaged(e) from None
     return AuditProof(
         seq=proof.seq,
         leaf_hash=proof.leaf_hash.hex(),
