@@ -86,7 +86,7 @@ from nqba.finance.schemas import PortfolioOptimizationRequest
 from nqba.finance.service import DECISION_KINDS, optimize
 from nqba.services import Services, build_services
 from nqba.store.base import Base, new_id
-from nqba.store.models import AuditLeaf, Decision
+from nqba.store.models import AuditLeaf, AuditNode, Decision
 from nqba.store.session import write_transaction
 from nqba.telemetry.logging import JsonFormatter, request_id_var
 
@@ -295,7 +295,7 @@ def platform_on(kind: str, folder: Path) -> Iterator[tuple[Services, Any]]:
 
 
 def write_part(kind: str, repeats: int, folder: Path) -> list[dict[str, Any]]:
-    """The decision + audit write transaction three ways, on one database kind."""
+    """The decision + audit write transaction two ways, on one database kind."""
     request = PortfolioOptimizationRequest.model_validate(REQUEST)
     decision_kind = next(k for k in DECISION_KINDS if k.kind == "portfolio-optimization")
     outcome = optimize(request, _quiet)
@@ -311,18 +311,6 @@ def write_part(kind: str, repeats: int, folder: Path) -> list[dict[str, Any]]:
                 session.add(decision)
                 leaf_hash = _audit(services, session, decision)
                 return response_body(decision, leaf_hash)
-
-        def one_flush() -> dict[str, Any]:
-            decision = _new_decision(principal, decision_kind, inputs, digest(inputs))
-            decision.id = new_id()
-            with write_transaction(services.session_factory) as session:
-                _complete(decision, outcome, 0.004)
-                leaf = _leaf(session, services, decision)
-                session.add_all([decision, leaf])
-                if (leaf.seq + 1) % services.audit.checkpoint_every == 0:
-                    session.flush()
-                    services.audit._sign(session, leaf.seq + 1)
-                return response_body(decision, leaf.leaf_hash)
 
         def core_inserts() -> dict[str, Any]:
             decision = _new_decision(principal, decision_kind, inputs, digest(inputs))
@@ -340,8 +328,7 @@ def write_part(kind: str, repeats: int, folder: Path) -> list[dict[str, Any]]:
                 return response_body(decision, leaf.leaf_hash)
 
         for label, func in (
-            ("service path (3 flushes: decision, leaf, audit_seq)", service_path),
-            ("one flush (id set in Python, rows added after the head UPDATE)", one_flush),
+            ("service path (one flush, the head UPDATE first)", service_path),
             ("SQLAlchemy Core inserts", core_inserts),
         ):
             median, p99, cpu, body = timed(func, repeats)
@@ -442,13 +429,16 @@ def checkpoint_part(kind: str, folder: Path) -> list[dict[str, Any]]:
         for target in (10_000, 100_000):
             with services.session_factory.begin() as session:
                 while size < target:
-                    batch = []
+                    batch, inner = [], []
                     for seq in range(size, min(target, size + 5000)):
                         digest = hashlib.sha256(str(seq).encode()).digest()
-                        nodes = merkle.compact_append(nodes, seq, digest)
+                        nodes, completed = merkle.compact_append_nodes(nodes, seq, digest)
                         batch.append({"seq": seq, "leaf_hash": digest, "payload": "{}",
                                       "organisation_id": principal.organisation_id})  # fmt: skip
+                        inner += [{"level": lv, "index": i, "node_hash": h}
+                                  for (lv, i), h in completed]  # fmt: skip
                     session.execute(insert(AUDIT_LOG), batch)
+                    session.execute(insert(AuditNode), inner)
                     size += len(batch)
                 session.execute(
                     sqlalchemy.text(
@@ -457,7 +447,8 @@ def checkpoint_part(kind: str, folder: Path) -> list[dict[str, Any]]:
                     ),
                     {"size": size, "packed": merkle.pack_nodes(nodes)},
                 )
-            full, compact = [], []
+            full, compact, proof_leaves, proof_nodes = [], [], [], []
+            seq = size // 3
             for _ in range(3):  # each in its own session (a connection from the pool)
                 with services.session_factory() as session:
                     start = time.perf_counter()
@@ -467,10 +458,26 @@ def checkpoint_part(kind: str, folder: Path) -> list[dict[str, Any]]:
                     start = time.perf_counter()
                     head_size, head_root = audit_repo.head_root(session)
                     compact.append(time.perf_counter() - start)
+                with services.session_factory() as session:
+                    start = time.perf_counter()
+                    path = merkle.inclusion_proof(seq, audit_repo.leaf_hashes(session, size))
+                    proof_leaves.append(time.perf_counter() - start)
+                with services.session_factory() as session:
+                    start = time.perf_counter()
+                    proof = services.audit.inclusion_proof(session, seq, size)
+                    proof_nodes.append(time.perf_counter() - start)
             assert (head_size, head_root) == (size, root)
-            rows.append({"database": kind, "leaves": size,
-                         "all_leaves_ms": 1000 * statistics.median(full),
-                         "compact_range_ms": 1000 * statistics.median(compact)})  # fmt: skip
+            assert (proof.path, proof.root_hash) == (path, root)
+            ms = {
+                "all_leaves_ms": full,
+                "compact_range_ms": compact,
+                "proof_all_leaves_ms": proof_leaves,
+                "proof_stored_nodes_ms": proof_nodes,
+            }
+            rows.append(
+                {"database": kind, "leaves": size}
+                | {k: 1000 * statistics.median(v) for k, v in ms.items()}
+            )
     return rows
 
 
@@ -554,14 +561,16 @@ def print_tables(result: dict[str, Any]) -> None:
             f"{r['writes_per_s']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
         )  # fmt: skip
     console.print(table)
-    table = Table(title="checkpoint root, signed every 100th append under the head's lock")
-    columns = ["database", "leaves", "over every stored leaf ms", "per decision (/100) ms"]
-    for col in [*columns, "from the compact range ms"]:
+    table = Table(title="checkpoint root (every 100th append) and an inclusion proof")
+    columns = ["database", "leaves", "root over every stored leaf ms", "per decision (/100) ms"]
+    columns += ["root from the compact range ms", "proof over every leaf ms"]
+    for col in [*columns, "proof from stored nodes ms"]:
         table.add_column(col, justify="right")
     for r in result["checkpoint"]:
         table.add_row(
             r["database"], str(r["leaves"]), f"{r['all_leaves_ms']:.1f}",
             f"{r['all_leaves_ms'] / 100:.3f}", f"{r['compact_range_ms']:.3f}",
+            f"{r['proof_all_leaves_ms']:.1f}", f"{r['proof_stored_nodes_ms']:.3f}",
         )  # fmt: skip
     console.print(table)
     table = Table(title="small per-request costs")

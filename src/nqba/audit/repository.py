@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import insert, select, text, tuple_
+from sqlalchemy import and_, insert, or_, select, text
 from sqlalchemy.orm import Session, defer
 
 from nqba.audit import merkle
@@ -75,10 +75,20 @@ def tree_nodes(session: Session, keys: Collection[merkle.NodeKey]) -> dict[merkl
             select(AuditLeaf.seq, AuditLeaf.leaf_hash).where(AuditLeaf.seq.in_(chunk))
         )
         found.update({(0, int(seq)): bytes(h) for seq, h in rows})
-    for pairs in _chunks(inner):
+    by_level: dict[int, list[int]] = {}
+    for lv, i in inner:
+        by_level.setdefault(lv, []).append(i)
+    if by_level:
+        # one (level = L AND idx IN ...) term per level: both databases look each term up in
+        # the primary key (SQLite scans the table for a row-value IN over (level, idx))
         stored = session.execute(
             select(AuditNode.level, AuditNode.index, AuditNode.node_hash).where(
-                tuple_(AuditNode.level, AuditNode.index).in_(pairs)
+                or_(
+                    *(
+                        and_(AuditNode.level == lv, AuditNode.index.in_(sorted(idx)))
+                        for lv, idx in by_level.items()
+                    )
+                )
             )
         )
         found.update({(int(lv), int(i)): bytes(h) for lv, i, h in stored})
