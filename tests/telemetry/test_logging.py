@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from nqba.telemetry.logging import JsonFormatter
+from nqba.telemetry.logging import LOGGERS, JsonFormatter, configure_logging
 
 
 class _Lines(logging.Handler):
@@ -50,3 +50,20 @@ def test_a_request_id_that_could_forge_log_lines_is_replaced(client: TestClient)
     response = client.get("/healthz", headers={"X-Request-ID": "bad id\\n{}"})
     assert response.headers["x-request-id"] != "bad id\\n{}"
     assert len(response.headers["x-request-id"]) == 32
+
+
+def test_the_servers_own_logs_are_json_lines_too(capsys: pytest.CaptureFixture[str]) -> None:
+    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate) for n in LOGGERS}
+    try:
+        configure_logging(json_lines=True)
+        logging.getLogger("uvicorn.error").error("Invalid HTTP request received.")
+        logging.getLogger("nqba.jobs").warning("job requeued")
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    finally:
+        for name, (handlers, propagate) in saved.items():
+            logging.getLogger(name).handlers[:] = handlers
+            logging.getLogger(name).propagate = propagate
+    assert [(e["logger"], e["level"], e["message"]) for e in lines] == [
+        ("uvicorn.error", "error", "Invalid HTTP request received."),
+        ("nqba.jobs", "warning", "job requeued"),
+    ]

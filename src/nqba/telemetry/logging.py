@@ -35,13 +35,20 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(json_lines: bool = True, level: int = logging.INFO) -> None:
-    """Send ``nqba`` logs to stderr, as JSON lines or as plain text."""
+    """Send ``nqba`` logs, and the server's own (``uvicorn``: start-up, shutdown, errors it
+    catches), to stderr, as JSON lines or as plain text, so one parser reads every line."""
     handler = logging.StreamHandler(sys.stderr)
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger("nqba")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+LOGGERS = ("nqba", "uvicorn")
+"""The loggers :func:`configure_logging` sets up (uvicorn.error propagates to uvicorn; its
+access log stays off: ``nqba.access`` writes one line per request)."""
