@@ -49,6 +49,7 @@ from nqba.jobs.repository import (
 )
 from nqba.jobs.runners import enqueue_after_commit
 from nqba.store.base import new_id, utcnow
+from nqba.store.group import write_in_group
 from nqba.store.models import Decision, IdempotencyRecord
 from nqba.store.session import read_session, write_transaction
 from nqba.telemetry.metrics import DECISION_LATENCY, SOLVER_SECONDS
@@ -321,14 +322,18 @@ def _decide_inline(
     path: str,
 ) -> Reply:
     outcome, elapsed = _run(kind, request, no_progress)
+    _complete(decision, outcome, elapsed)
+
+    def write(session: Session) -> dict[str, Any]:
+        session.add(decision)
+        body = response_body(decision, _audit(services, session, decision))
+        if key is not None:
+            _store_reply(session, principal, key, path, fingerprint, 200, body, decision.id)
+        return body
+
     try:
-        with write_transaction(services.session_factory) as session:
-            _complete(decision, outcome, elapsed)
-            session.add(decision)
-            leaf_hash = _audit(services, session, decision)
-            body = response_body(decision, leaf_hash)
-            if key is not None:
-                _store_reply(session, principal, key, path, fingerprint, 200, body, decision.id)
+        # committed with the other decisions waiting for the write lock (group commit)
+        body = write_in_group(services.session_factory, write)
     except IntegrityError:
         if key is None:
             raise
