@@ -294,12 +294,16 @@ def platform_on(kind: str, folder: Path) -> Iterator[tuple[Services, Any]]:
         admin.dispose()
 
 
-def write_part(kind: str, repeats: int, folder: Path) -> list[dict[str, Any]]:
-    """The decision + audit write transaction two ways, on one database kind."""
+def _decision_parts() -> tuple[Any, Any, dict[str, Any]]:
+    """The benchmark's decision kind, its solved outcome and its inputs, as the service has them."""
     request = PortfolioOptimizationRequest.model_validate(REQUEST)
     decision_kind = next(k for k in DECISION_KINDS if k.kind == "portfolio-optimization")
-    outcome = optimize(request, _quiet)
-    inputs = request.model_dump(mode="json")
+    return decision_kind, optimize(request, _quiet), request.model_dump(mode="json")
+
+
+def write_part(kind: str, repeats: int, folder: Path) -> list[dict[str, Any]]:
+    """The decision + audit write transaction two ways, on one database kind."""
+    decision_kind, outcome, inputs = _decision_parts()
     rows = []
     with platform_on(kind, folder) as (services, principal):
 
@@ -377,10 +381,7 @@ def concurrent_write_part(
     write lock, so queued writers can leave the lock idle; a Python lock wakes the next
     writer when it is released.
     """
-    request = PortfolioOptimizationRequest.model_validate(REQUEST)
-    decision_kind = next(k for k in DECISION_KINDS if k.kind == "portfolio-optimization")
-    outcome = optimize(request, _quiet)
-    inputs = request.model_dump(mode="json")
+    decision_kind, outcome, inputs = _decision_parts()
     rows = []
     with platform_on(kind, folder) as (services, principal):
         for label, gate in (("as is", None), ("process lock around it", threading.Lock())):

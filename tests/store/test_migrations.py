@@ -3,7 +3,7 @@ storing the inner nodes of a log written before them."""
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from nqba.audit.merkle import (
     inclusion_proof,
@@ -29,20 +29,27 @@ def test_an_empty_database_migrates_to_the_latest_revision(database_url: str) ->
         engine.dispose()
 
 
+def _thirteen_leaves(engine: Engine) -> list[bytes]:
+    """Store 13 leaves as a log written before a migration would have; their hashes."""
+    leaves = [leaf_hash(f"leaf {i}".encode()) for i in range(13)]
+    with engine.begin() as conn:
+        for seq, digest in enumerate(leaves):
+            conn.execute(
+                text(
+                    "INSERT INTO audit_log (seq, leaf_hash, payload, organisation_id, "
+                    "created_at) VALUES (:seq, :h, '{}', 'org', CURRENT_TIMESTAMP)"
+                ),
+                {"seq": seq, "h": digest},
+            )
+    return leaves
+
+
 def test_0002_computes_the_compact_range_of_a_log_written_before_it(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
         upgrade(engine, "0001")
-        leaves = [leaf_hash(f"leaf {i}".encode()) for i in range(13)]
+        leaves = _thirteen_leaves(engine)
         with engine.begin() as conn:
-            for seq, digest in enumerate(leaves):
-                conn.execute(
-                    text(
-                        "INSERT INTO audit_log (seq, leaf_hash, payload, organisation_id, "
-                        "created_at) VALUES (:seq, :h, '{}', 'org', CURRENT_TIMESTAMP)"
-                    ),
-                    {"seq": seq, "h": digest},
-                )
             conn.execute(text("UPDATE audit_head SET tree_size = 13"))
         upgrade(engine)
         with make_session_factory(engine)() as session:
@@ -55,16 +62,7 @@ def test_0003_stores_the_inner_nodes_of_a_log_written_before_it(database_url: st
     engine = make_engine(database_url)
     try:
         upgrade(engine, "0002")
-        leaves = [leaf_hash(f"leaf {i}".encode()) for i in range(13)]
-        with engine.begin() as conn:
-            for seq, digest in enumerate(leaves):
-                conn.execute(
-                    text(
-                        "INSERT INTO audit_log (seq, leaf_hash, payload, organisation_id, "
-                        "created_at) VALUES (:seq, :h, '{}', 'org', CURRENT_TIMESTAMP)"
-                    ),
-                    {"seq": seq, "h": digest},
-                )
+        leaves = _thirteen_leaves(engine)
         upgrade(engine)
         with make_session_factory(engine)() as session:
             stored = {(lv, i): h for lv, i, h in iter_nodes(session)}
