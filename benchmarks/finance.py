@@ -88,17 +88,25 @@ def _median_seconds(func: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
+def _moments(data_dir: Path, name: str) -> tuple[pd.Series, pd.DataFrame, float]:
+    """CAGR returns and sample covariance of one price file, and the return of its
+    minimum-variance portfolio (PyPortfolioOpt's, the low end of every frontier here)."""
+    from pypfopt import EfficientFrontier
+
+    prices = load_prices(data_dir / "portfolio" / "prices" / name).prices
+    mu = expected_returns(prices, "cagr")
+    cov = covariance(prices, "sample")
+    ef = EfficientFrontier(mu, cov)
+    ef.min_volatility()
+    return mu, cov, float(ef.portfolio_performance()[0])
+
+
 def frontier_part(data_dir: Path, repeats: int, points: int) -> list[dict[str, Any]]:
     from pypfopt import EfficientFrontier
 
     rows = []
     for name in PRICE_FILES:
-        prices = load_prices(data_dir / "portfolio" / "prices" / name).prices
-        mu = expected_returns(prices, "cagr")
-        cov = covariance(prices, "sample")
-        ef = EfficientFrontier(mu, cov)
-        ef.min_volatility()
-        low = float(ef.portfolio_performance()[0])
+        mu, cov, low = _moments(data_dir, name)
         high = float(mu.max())
         targets = np.linspace(low, high - 0.005 * (high - low), points)
 
@@ -148,12 +156,7 @@ def point_part(data_dir: Path, repeats: int) -> list[dict[str, Any]]:
 
     rows = []
     for name in PRICE_FILES:
-        prices = load_prices(data_dir / "portfolio" / "prices" / name).prices
-        mu = expected_returns(prices, "cagr")
-        cov = covariance(prices, "sample")
-        ef = EfficientFrontier(mu, cov)
-        ef.min_volatility()
-        r_low = float(ef.portfolio_performance()[0])
+        mu, cov, r_low = _moments(data_dir, name)
         target_r = float(r_low + 0.5 * (float(mu.max()) - r_low))
         ef = EfficientFrontier(mu, cov)
         ef.efficient_return(target_r)

@@ -331,13 +331,13 @@ def test_decision_leaf_hashes_the_canonical_record() -> None:
 
 
 def test_compact_range_root_equals_the_rfc_6962_root_at_every_size() -> None:
-    from nqba.audit.merkle import compact_append, compact_root, pack_nodes, unpack_nodes
+    from nqba.audit.merkle import compact_append_nodes, compact_root, pack_nodes, unpack_nodes
 
     leaves = [leaf_hash(bytes([i])) for i in range(200)]
     nodes: list[bytes] = []
     assert compact_root(nodes) == root_hash([])
     for size, leaf in enumerate(leaves):
-        nodes = compact_append(nodes, size, leaf)
+        nodes = compact_append_nodes(nodes, size, leaf)[0]
         assert len(nodes) == bin(size + 1).count("1")
         assert compact_root(nodes) == root_hash(leaves[: size + 1])
         assert unpack_nodes(pack_nodes(nodes)) == nodes

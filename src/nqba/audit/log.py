@@ -8,8 +8,9 @@ is signed in that same transaction.
 
 The head also keeps the log's compact range (the perfect-subtree roots, one per set bit of the
 size), updated at each append, so the root that a checkpoint signs costs O(log n) and is the
-root of the leaves as the application appended them. Proofs are computed from the stored leaf
-hashes (RFC 6962, no stored inner nodes): each reads every leaf hash up to the tree size.
+root of the leaves as the application appended them. Each append also stores the inner nodes
+it completes (``audit_nodes``), so roots of any size and proofs (RFC 6962) read O(log^2 n)
+stored nodes, never every leaf.
 """
 
 from __future__ import annotations

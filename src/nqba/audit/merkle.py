@@ -210,21 +210,17 @@ def consistency_proof_from_nodes(
     return _subproof(old_size, _from_nodes(nodes), 0, size, True)
 
 
-def compact_append(nodes: Sequence[bytes], size: int, leaf: bytes) -> list[bytes]:
-    """The compact range of the tree of ``size + 1`` leaves, from that of ``size`` leaves.
-
-    A compact range is the list of perfect-subtree roots that make up a tree, largest first
-    (one per set bit of the size), so appending costs O(log n) hashes and no leaf reads.
-    """
-    return compact_append_nodes(nodes, size, leaf)[0]
-
-
 def compact_append_nodes(
     nodes: Sequence[bytes], size: int, leaf: bytes
 ) -> tuple[list[bytes], list[tuple[NodeKey, bytes]]]:
-    """:func:`compact_append`, and the inner nodes the new leaf completes, as
-    ``((level, index), hash)``: the node at level L has index ``size >> L``. Storing these
-    as they complete keeps every inner node of the tree (one per append on average)."""
+    """The compact range of the tree of ``size + 1`` leaves, from that of ``size`` leaves, and
+    the inner nodes the new leaf completes, as ``((level, index), hash)``.
+
+    A compact range is the list of perfect-subtree roots that make up a tree, largest first
+    (one per set bit of the size), so appending costs O(log n) hashes and no leaf reads. The
+    node completed at level L has index ``size >> L``; storing these as they complete keeps
+    every inner node of the tree (one per append on average).
+    """
     out = [*nodes, leaf]
     completed: list[tuple[NodeKey, bytes]] = []
     s = size

@@ -125,9 +125,9 @@ def head_size(session: Session) -> int:
 def leaf_hashes(session: Session, size: int) -> list[bytes]:
     """The stored leaf hashes of seq 0..size-1, in order.
 
-    Reads ``size`` rows (32 bytes each): O(n) in the log's size, as every root or proof over
-    an RFC 6962 tree without stored inner nodes is. Raises AuditIntegrityError when a seq is
-    missing, so a damaged log is never signed or proven over.
+    Reads ``size`` rows (32 bytes each): O(n) in the log's size (roots and proofs use the
+    stored nodes instead, see :func:`tree_nodes`). Raises AuditIntegrityError when a seq is
+    missing.
     """
     rows = session.execute(
         select(AuditLeaf.seq, AuditLeaf.leaf_hash)

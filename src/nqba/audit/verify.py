@@ -40,12 +40,12 @@ from nqba.audit.checkpoints import (
 )
 from nqba.audit.errors import AuditError, AuditKeyError, CheckpointError
 from nqba.audit.merkle import (
-    EMPTY_ROOT,
     CanonicalJSONError,
+    NodeKey,
     canonical_json,
     compact_append_nodes,
+    compact_root,
     leaf_hash,
-    node_hash,
 )
 
 EXPORT_FORMAT = "nqba.audit-export/v1"
@@ -165,34 +165,22 @@ class VerifyReport:
 
 
 class RootAccumulator:
-    """RFC 6962 roots of a growing prefix, in O(log n) memory (a compact range).
-
-    Holds the roots of the perfect subtrees the leaves so far split into, largest first;
-    folding them from the right gives the root of the whole prefix, as RFC 6962 splits a
-    tree at the largest power of two below its size.
-    """
+    """RFC 6962 roots of a growing prefix, in O(log n) memory: the log's compact range
+    (:func:`nqba.audit.merkle.compact_append_nodes`), fed one leaf hash at a time."""
 
     def __init__(self) -> None:
-        self._peaks: list[tuple[int, bytes]] = []
+        self._nodes: list[bytes] = []
         self.size = 0
 
-    def push(self, digest: bytes) -> None:
-        """Append one leaf hash."""
-        height = 0
-        while self._peaks and self._peaks[-1][0] == height:
-            digest = node_hash(self._peaks.pop()[1], digest)
-            height += 1
-        self._peaks.append((height, digest))
+    def push(self, digest: bytes) -> list[tuple[NodeKey, bytes]]:
+        """Append one leaf hash; the inner nodes it completes, as ``((level, index), hash)``."""
+        self._nodes, completed = compact_append_nodes(self._nodes, self.size, digest)
         self.size += 1
+        return completed
 
     def root(self) -> bytes:
         """Root of the leaves pushed so far (EMPTY_ROOT for none)."""
-        if not self._peaks:
-            return EMPTY_ROOT
-        root = self._peaks[-1][1]
-        for _, peak in reversed(self._peaks[:-1]):
-            root = node_hash(peak, root)
-        return root
+        return compact_root(self._nodes)
 
 
 @dataclass
@@ -734,11 +722,10 @@ def _check_nodes(
 ) -> None:
     """The stored inner nodes (what roots and proofs are served from) must be those the
     leaves give: one recomputed as the leaves were appended, none missing and none extra."""
-    expected: dict[tuple[int, int], bytes] = {}
-    compact: list[bytes] = []
-    for size, digest in enumerate(hashes):
-        compact, completed = compact_append_nodes(compact, size, digest)
-        expected.update(completed)
+    expected: dict[NodeKey, bytes] = {}
+    accumulator = RootAccumulator()
+    for digest in hashes:
+        expected.update(accumulator.push(digest))
     for level, index, digest in stored:
         want = expected.pop((level, index), None)
         first, last = index << level, ((index + 1) << level) - 1
