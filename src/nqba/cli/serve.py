@@ -101,7 +101,7 @@ def serve_command(
         sys.stderr.write(f"NQBA API on http://{host}:{port} (OpenAPI docs at /docs)\n")
         sys.stderr.flush()
         uvicorn.run(
-            "nqba.api.app:create_app",
+            "nqba.api.app:create_server_app",
             factory=True,
             host=host,
             port=port,

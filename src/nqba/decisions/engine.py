@@ -173,6 +173,7 @@ DECISION_KINDS = [
         request_model=EngineSolveRequest,
         response_model=EngineSolveResult,
         run=solve_model,
+        solver_modules=("nqba.engine",),
         size=_num_variables,
         requested_seconds=lambda request: request.time_limit,
         model_version=MODEL_VERSION,

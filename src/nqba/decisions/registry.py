@@ -56,6 +56,8 @@ class DecisionKind:
     requested_seconds: Callable[[Any], float | None]
     model_version: str
     summary: str
+    solver_modules: tuple[str, ...] = ()
+    """Modules ``run`` imports on its first call (the solvers); a server imports them at start."""
 
 
 class UnknownDecisionKindError(LookupError):
@@ -72,6 +74,13 @@ def _load() -> dict[tuple[str, str], DecisionKind]:
             for kind in module.DECISION_KINDS:
                 _KINDS[(kind.unit, kind.kind)] = kind
     return _KINDS
+
+
+def import_solver_modules() -> None:
+    """Import every kind's ``solver_modules`` now rather than in the first request of each."""
+    for kind in _load().values():
+        for name in kind.solver_modules:
+            importlib.import_module(name)
 
 
 def decision_kinds() -> list[DecisionKind]:

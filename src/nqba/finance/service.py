@@ -225,6 +225,8 @@ def _no_time_limit(request: Any) -> float | None:
     return None
 
 
+_ESTIMATORS = ("nqba.finance.data", "nqba.finance.estimators")
+
 DECISION_KINDS = [
     DecisionKind(
         unit="finance",
@@ -232,6 +234,7 @@ DECISION_KINDS = [
         request_model=PortfolioOptimizationRequest,
         response_model=PortfolioPlan,
         run=optimize,
+        solver_modules=(*_ESTIMATORS, "nqba.finance.optimize"),
         size=_num_assets,
         requested_seconds=_no_time_limit,
         model_version=MODEL_VERSION,
@@ -243,6 +246,7 @@ DECISION_KINDS = [
         request_model=FrontierRequest,
         response_model=Frontier,
         run=frontier,
+        solver_modules=(*_ESTIMATORS, "nqba.finance.frontier"),
         size=_num_assets,
         requested_seconds=_no_time_limit,
         model_version=MODEL_VERSION,
@@ -254,6 +258,7 @@ DECISION_KINDS = [
         request_model=PortfolioSelectionRequest,
         response_model=SelectionResult,
         run=select,
+        solver_modules=(*_ESTIMATORS, "nqba.finance.cardinality"),
         size=_num_assets,
         requested_seconds=lambda request: request.time_limit,
         model_version=MODEL_VERSION,
