@@ -490,6 +490,28 @@ def test_bad_mean_or_covariance_raises_invalid_data(mu: Any, cov: Any, message: 
         as_mean_cov(mu, cov)
 
 
+def test_plain_arrays_with_names_give_the_same_plan_as_pandas() -> None:
+    mu, cov = _market()
+    spec = OptimizeSpec(objective="max_sharpe")
+    framed = optimize_portfolio(mu, cov, spec)
+    plain = optimize_portfolio(mu.to_numpy(), cov.to_numpy(), spec, names=list(mu.index))
+    assert plain.weights == framed.weights
+    assert plain.sharpe == framed.sharpe
+
+
+@pytest.mark.parametrize(
+    ("mu", "names", "message"),
+    [
+        (np.array([0.1, 0.2]), ["X"], "1 asset names for 2 expected returns"),
+        (pd.Series([0.1, 0.2], index=["X", "Y"]), ["X", "Y"], "plain arrays only"),
+        (np.array([0.1, 0.2]), ["X", "X"], "unique"),
+    ],
+)
+def test_bad_asset_names_raise_invalid_data(mu: Any, names: list[str], message: str) -> None:
+    with pytest.raises(InvalidDataError, match=message):
+        as_mean_cov(mu, np.eye(2), names=names)
+
+
 @pytest.mark.parametrize(
     ("constraints", "message"),
     [

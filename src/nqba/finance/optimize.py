@@ -74,19 +74,26 @@ _SOLVER_OPTIONS: dict[str, dict[str, Any]] = {
 def as_mean_cov(
     mu: pd.Series | np.ndarray | Sequence[float],
     cov: pd.DataFrame | np.ndarray | Sequence[Sequence[float]],
+    *,
+    names: Sequence[str] | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Check and align expected returns and covariance; return (asset names, mu, cov).
 
-    Names come from the pandas index/columns ("A0", "A1", ... for plain arrays); a covariance
-    DataFrame is reordered to mu's order. The covariance must be symmetric and positive
-    semidefinite (the optimizer does not repair it).
+    Names come from the pandas index/columns, else from ``names`` ("A0", "A1", ... without
+    them); a covariance DataFrame is reordered to mu's order. The covariance must be symmetric
+    and positive semidefinite (the optimizer does not repair it).
     """
     if isinstance(mu, pd.DataFrame):
         raise InvalidDataError(
             "mu must hold one expected return per asset (a Series or 1-D array), "
             f"got a DataFrame of shape {mu.shape}"
         )
-    mu_names = [str(a) for a in mu.index] if isinstance(mu, pd.Series) else None
+    if isinstance(mu, pd.Series):
+        if names is not None:
+            raise InvalidDataError("give asset names with plain arrays only; a Series has its own")
+        mu_names: list[str] | None = [str(a) for a in mu.index]
+    else:
+        mu_names = None if names is None else [str(a) for a in names]
     try:
         mu_arr = np.asarray(mu, dtype=float)
         cov_arr = np.asarray(cov, dtype=float)
@@ -97,6 +104,8 @@ def as_mean_cov(
     n = mu_arr.shape[0]
     if n < 2:
         raise InvalidDataError(f"portfolio optimization needs at least 2 assets, got {n}")
+    if mu_names is not None and len(mu_names) != n:
+        raise InvalidDataError(f"{len(mu_names)} asset names for {n} expected returns")
     names = mu_names if mu_names is not None else [f"A{i}" for i in range(n)]
     if len(set(names)) != n:
         raise InvalidDataError("asset names in mu must be unique")
@@ -764,15 +773,21 @@ def _solve_program(
 
 
 def optimize_portfolio(
-    mu: pd.Series | np.ndarray, cov: pd.DataFrame | np.ndarray, spec: OptimizeSpec
+    mu: pd.Series | np.ndarray,
+    cov: pd.DataFrame | np.ndarray,
+    spec: OptimizeSpec,
+    *,
+    names: Sequence[str] | None = None,
 ) -> PortfolioPlan:
     """Solve the spec's objective under its constraints and compare with the baseline.
+
+    ``names``: the assets of plain-array ``mu`` and ``cov`` (a Series carries its own).
 
     The baseline is the current holdings when ``spec.constraints.current_weights`` is given,
     else the equal-weight portfolio, evaluated on the same mu and cov; ``improvement`` is plan
     minus baseline.
     """
-    names, mu_arr, cov_arr = as_mean_cov(mu, cov)
+    names, mu_arr, cov_arr = as_mean_cov(mu, cov, names=names)
     rc = resolve_constraints(spec.constraints, names)
     _check_spec_fields(spec)
     start = time.perf_counter()

@@ -31,11 +31,22 @@ MODEL_VERSION = "finance/1"
 
 @dataclass
 class Market:
-    """Expected returns and covariance ready for the optimizers, and how they were obtained."""
+    """Expected returns and covariance ready for the optimizers, and how they were obtained.
 
-    mu: pd.Series
-    cov: pd.DataFrame
+    Arrays in the order of ``names``: the inline decision path needs no pandas objects.
+    """
+
+    names: list[str]
+    mu: np.ndarray
+    cov: np.ndarray
     notes: list[str] = field(default_factory=list)
+
+    def frames(self) -> tuple[pd.Series, pd.DataFrame]:
+        """mu and cov as a pandas Series and DataFrame indexed by asset name."""
+        return (
+            pd.Series(self.mu, index=self.names, dtype=float),
+            pd.DataFrame(self.cov, index=self.names, columns=self.names, dtype=float),
+        )
 
 
 def market_moments(market: MarketInputs) -> Market:
@@ -56,9 +67,12 @@ def market_moments(market: MarketInputs) -> Market:
             )
         if len(market.covariance) != n or any(len(row) != n for row in market.covariance):
             raise InvalidDataError(f"covariance must be {n} x {n}, one row per asset")
-        mu = pd.Series(market.expected_returns, index=names, dtype=float)
-        cov = pd.DataFrame(market.covariance, index=names, columns=names, dtype=float)
-        return Market(mu, cov)
+        try:
+            mu = np.array(market.expected_returns, dtype=float)
+            cov = np.array(market.covariance, dtype=float)
+        except (TypeError, ValueError) as e:
+            raise InvalidDataError(f"expected_returns and covariance must be numeric: {e}") from e
+        return Market(list(names), mu, cov)
     if market.prices is None:
         raise InvalidDataError("give expected_returns with covariance, or prices")
     return _estimate(market)
@@ -104,7 +118,9 @@ def _estimate(market: MarketInputs) -> Market:
         )
     notes += [str(w.message) for w in caught if issubclass(w.category, NonPsdCovarianceWarning)]
     assert isinstance(cov, pd.DataFrame)
-    return Market(mu, cov, notes)
+    names = [str(a) for a in mu.index]
+    aligned = cov.loc[mu.index, mu.index]
+    return Market(names, mu.to_numpy(dtype=float), aligned.to_numpy(dtype=float), notes)
 
 
 def optimize(request: PortfolioOptimizationRequest, progress: Progress) -> Outcome:
@@ -114,7 +130,9 @@ def optimize(request: PortfolioOptimizationRequest, progress: Progress) -> Outco
     start = time.perf_counter()
     market = market_moments(request.market)
     progress(0.2, "market moments ready")
-    plan: PortfolioPlan = optimize_portfolio(market.mu, market.cov, request.spec)
+    plan: PortfolioPlan = optimize_portfolio(
+        market.mu, market.cov, request.spec, names=market.names
+    )
     if market.notes:
         plan = plan.model_copy(update={"notes": market.notes + plan.notes})
     total = time.perf_counter() - start
@@ -148,8 +166,9 @@ def frontier(request: FrontierRequest, progress: Progress) -> Outcome:
     start = time.perf_counter()
     market = market_moments(request.market)
     progress(0.2, "market moments ready")
+    mu, cov = market.frames()
     result: Frontier = efficient_frontier(
-        market.mu, market.cov, request.spec, n_points=request.n_points, method=request.method
+        mu, cov, request.spec, n_points=request.n_points, method=request.method
     )
     if market.notes:
         result = result.model_copy(update={"notes": market.notes + result.notes})
@@ -170,9 +189,10 @@ def select(request: PortfolioSelectionRequest, progress: Progress) -> Outcome:
     start = time.perf_counter()
     market = market_moments(request.market)
     progress(0.1, "market moments ready")
+    mu, cov = market.frames()
     plan = optimize_cardinality(
-        market.mu,
-        market.cov,
+        mu,
+        cov,
         request.k,
         risk_weight=request.risk_weight,
         min_weight=request.min_weight,
