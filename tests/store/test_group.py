@@ -1,4 +1,5 @@
-"""Group commit: queued writes share a transaction, each in a savepoint, each answered alone."""
+"""Group commit: queued writes share a transaction, each in a savepoint, each answered alone
+(a write that finds no other queued runs in the transaction alone)."""
 
 from __future__ import annotations
 
@@ -107,6 +108,22 @@ def test_a_failing_write_is_rolled_back_alone_and_raises_in_its_own_caller(
     assert failed[0] in (1, 2)
     assert isinstance(errors[failed[0]], IntegrityError)
     assert sorted(_rows(factory)) == ["a", "b", "dup", "first"]
+
+
+def test_a_lone_failing_write_raises_and_leaves_nothing_behind(engine: Engine) -> None:
+    factory = make_session_factory(engine)
+    writer = GroupWriter(factory)
+    assert writer.write(_insert("dup")) == "wrote dup"
+
+    def two_rows(session: Session) -> str:  # the first row must go with the failing second
+        session.execute(text("INSERT INTO t (who) VALUES ('kept?')"))
+        session.execute(text("INSERT INTO t (who) VALUES ('dup')"))
+        return "never"
+
+    with pytest.raises(IntegrityError):
+        writer.write(two_rows)
+    assert writer.write(_insert("after")) == "wrote after"
+    assert _rows(factory) == ["dup", "after"]
 
 
 def test_a_failed_commit_fails_every_write_of_its_batch(tmp_path: Path) -> None:

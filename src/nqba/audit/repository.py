@@ -36,30 +36,32 @@ class LeafRow(NamedTuple):
     created_at: datetime
 
 
+_INCREMENT_HEAD = text(
+    "UPDATE audit_head SET tree_size = tree_size + 1 WHERE id = 1 "
+    "RETURNING tree_size, compact_range"
+)
+_STORE_RANGE = text("UPDATE audit_head SET compact_range = :packed WHERE id = 1")
+_INSERT_NODES = insert(AuditNode)
+
+
 def increment_head(session: Session, leaf: bytes) -> int:
     """Append ``leaf`` to the head (size + 1, compact range updated, under the row's lock),
     and store the inner nodes it completes. Returns the new size.
 
     The first UPDATE takes the row's write lock, so the compact range read with it cannot
-    change before the second UPDATE writes its successor.
+    change before the second UPDATE writes its successor. The statements run on the session's
+    connection (Core): they touch no mapped object, and this is every decision's hot path.
     """
-    size, packed = session.execute(
-        text(
-            "UPDATE audit_head SET tree_size = tree_size + 1 WHERE id = 1 "
-            "RETURNING tree_size, compact_range"
-        )
-    ).one()
+    connection = session.connection()
+    size, packed = connection.execute(_INCREMENT_HEAD).one()
     nodes, completed = merkle.compact_append_nodes(
         merkle.unpack_nodes(bytes(packed or b"")), int(size) - 1, leaf
     )
-    session.execute(
-        text("UPDATE audit_head SET compact_range = :packed WHERE id = 1"),
-        {"packed": merkle.pack_nodes(nodes)},
-    )
+    connection.execute(_STORE_RANGE, {"packed": merkle.pack_nodes(nodes)})
     if completed:
-        session.execute(
-            insert(AuditNode),
-            [{"level": lv, "index": i, "node_hash": h} for (lv, i), h in completed],
+        connection.execute(
+            _INSERT_NODES,
+            [{"level": lv, "idx": i, "node_hash": h} for (lv, i), h in completed],
         )
     return int(size)
 

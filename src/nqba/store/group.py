@@ -3,9 +3,10 @@
 Every audited decision appends to one log, so its write transaction holds the database's one
 write lock (SQLite's, or the ``audit_head`` row lock on PostgreSQL). When writes arrive faster
 than one transaction each can commit, :func:`write_in_group` lets the first waiting thread
-run every write queued so far in a single transaction, each inside its own savepoint: one
-lock hand-over and one commit for the batch, and a write that fails (an idempotency key
-raced, a bad row) is rolled back alone and raises in its own caller. A caller returns only
+run every write queued so far in a single transaction, each inside its own savepoint (a
+write with none queued beside it runs alone, without one): one lock hand-over and one commit
+for the batch, and a write that fails (an idempotency key raced, a bad row) is rolled back
+alone and raises in its own caller. A caller returns only
 after the transaction holding its write has committed.
 """
 
@@ -79,6 +80,9 @@ class GroupWriter:
     def _run(self, batch: list[_Write[Any]]) -> None:
         try:
             with write_transaction(self.factory) as session:
+                if len(batch) == 1:  # alone: its error rolls back the transaction, no savepoint
+                    batch[0].result = batch[0].work(session)
+                    return
                 for item in batch:
                     savepoint = session.begin_nested()
                     try:
@@ -88,7 +92,7 @@ class GroupWriter:
                     except Exception as e:
                         savepoint.rollback()
                         item.error = e
-        except BaseException as e:  # the commit (or BEGIN) failed: no write of the batch holds
+        except BaseException as e:  # BEGIN, the commit or a lone write failed: none of it holds
             for item in batch:
                 if item.error is None:
                     item.error = e
