@@ -14,7 +14,15 @@ import pytest
 from sqlalchemy import text
 
 from nqba.store import session as store_session
-from nqba.store.session import make_engine, make_session_factory, read_session, write_transaction
+from nqba.store.migrate import upgrade
+from nqba.store.models import Organisation
+from nqba.store.session import (
+    insert_now,
+    make_engine,
+    make_session_factory,
+    read_session,
+    write_transaction,
+)
 
 WRITER = """
 import sys, time
@@ -131,3 +139,20 @@ def test_in_memory_databases_take_no_lock_file(
         session.execute(text("SELECT 1"))
     engine.dispose()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_insert_now_writes_the_row_at_once_with_the_python_defaults(database_url: str) -> None:
+    engine = make_engine(database_url)
+    upgrade(engine)
+    factory = make_session_factory(engine)
+    with write_transaction(factory) as session:
+        org = Organisation(name="acme")
+        insert_now(session, org)
+        assert org not in session  # transient: nothing of it is flushed later
+        assert org.id is not None
+        assert org.created_at is not None
+        row = session.execute(text("SELECT id, name FROM organisations WHERE name = 'acme'")).one()
+        assert tuple(row) == (org.id, "acme")
+    with read_session(factory) as session:
+        assert session.get_one(Organisation, org.id).created_at == org.created_at
+    engine.dispose()

@@ -28,6 +28,7 @@ from nqba.audit.errors import AuditIntegrityError, AuditRangeError
 from nqba.audit.merkle import canonical_json, leaf_hash
 from nqba.config import Settings
 from nqba.store.models import AuditCheckpoint, AuditLeaf
+from nqba.store.session import insert_now
 
 T = TypeVar("T")
 
@@ -86,10 +87,10 @@ class AuditLog:
     ) -> AuditLeaf:
         """Add ``record`` as the next leaf, in ``session``'s transaction (not committed here).
 
-        The leaf is hashed before the head's lock is taken. ``link(seq)`` runs once the seq is
-        known and before anything is flushed, so the recorded row (pending in ``session``)
-        is inserted with its seq in the same flush as the leaf. If the new size is a multiple
-        of ``audit_checkpoint_every``, a checkpoint of it is signed and stored in the same
+        The leaf is hashed before the head's lock is taken, and its row is inserted at once (the
+        returned object is not in the session). ``link(seq)`` runs once the seq is known and
+        before anything is flushed, so the recorded row is written with its seq. If the new
+        size is a multiple of ``audit_checkpoint_every``, a checkpoint of it is signed in the same
         transaction (from the head's compact range: O(log n)).
         """
         payload = canonical_json(record)
@@ -105,7 +106,7 @@ class AuditLog:
             organisation_id=organisation_id,
             decision_id=decision_id,
         )
-        session.add(leaf)
+        insert_now(session, leaf)
         if size % self.checkpoint_every == 0:
             self._sign(session, size)
         return leaf

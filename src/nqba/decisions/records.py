@@ -56,9 +56,8 @@ def decision_record(decision: Decision) -> dict[str, Any]:
 def append_decision_leaf(audit: AuditLog, session: Session, decision: Decision) -> AuditLeaf:
     """Append ``decision``'s record to the log in ``session``'s transaction; link the leaf.
 
-    Nothing is flushed here: a new decision (pending in ``session``, its id set) is inserted
-    with its ``audit_seq`` in the same flush as the leaf, at the latest when the transaction
-    commits; a stored one gets its ``audit_seq`` updated then.
+    ``decision.audit_seq`` is set before anything is flushed: a stored decision gets it
+    updated at the next flush; a new one (its id set) is inserted afterwards, by the caller.
     """
 
     def link(seq: int) -> None:

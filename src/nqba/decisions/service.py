@@ -51,7 +51,7 @@ from nqba.jobs.runners import enqueue_after_commit
 from nqba.store.base import new_id, utcnow
 from nqba.store.group import write_in_group
 from nqba.store.models import Decision, IdempotencyRecord
-from nqba.store.session import read_session, write_transaction
+from nqba.store.session import insert_now, read_session, write_transaction
 from nqba.telemetry.metrics import DECISION_LATENCY, SOLVER_SECONDS
 from nqba.telemetry.tracing import span
 
@@ -325,8 +325,9 @@ def _decide_inline(
     _complete(decision, outcome, elapsed)
 
     def write(session: Session) -> dict[str, Any]:
-        session.add(decision)
-        body = response_body(decision, _audit(services, session, decision))
+        leaf_hash = _audit(services, session, decision)  # sets decision.audit_seq
+        insert_now(session, decision)  # one INSERT; the row is not changed after this
+        body = response_body(decision, leaf_hash)
         if key is not None:
             _store_reply(session, principal, key, path, fingerprint, 200, body, decision.id)
         return body

@@ -8,16 +8,20 @@ IMMEDIATE``) so two writers queue on the busy timeout instead of failing half-wa
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from nqba.store.base import Base
 
 try:
     import fcntl
@@ -177,3 +181,51 @@ def read_session(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def insert_now(session: Session, obj: Base) -> None:
+    """INSERT the row of the new object ``obj`` now, on ``session``'s connection.
+
+    A single Core INSERT instead of the unit of work's flush (about a third of the cost, on the
+    path every decision takes). An attribute left None whose column has a Python default gets
+    it, on the object too; one with a SQL or server default is left to the database. ``obj``
+    stays transient: later changes to it are not saved.
+    """
+    table, columns = _insert_plan(type(obj))
+    values: dict[str, Any] = {}
+    for attr, key, python_default, database_default in columns:
+        value = getattr(obj, attr)
+        if value is None:
+            if python_default is not None:
+                value = python_default()
+                setattr(obj, attr, value)
+            elif database_default:
+                continue
+        values[key] = value
+    session.connection().execute(table.insert(), values)
+
+
+_Column = tuple[str, str, Callable[[], Any] | None, bool]
+
+
+@functools.cache
+def _insert_plan(cls: type[Base]) -> tuple[Table, tuple[_Column, ...]]:
+    """The table of ``cls``; per column: attribute, column key, Python default, and whether
+    the database supplies a default (SQL expression or server default)."""
+    mapper = inspect(cls)
+    table = mapper.local_table
+    assert isinstance(table, Table)
+    plan: list[_Column] = []
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        default = column.default
+        python_default: Callable[[], Any] | None = None
+        if default is not None and default.is_callable:
+            python_default = functools.partial(default.arg, None)  # the wrapper takes a context
+        elif default is not None and default.is_scalar:
+            python_default = functools.partial(copy.copy, default.arg)
+        database_default = python_default is None and (
+            default is not None or column.server_default is not None
+        )
+        plan.append((prop.key, column.key, python_default, database_default))
+    return table, tuple(plan)
