@@ -17,6 +17,9 @@ from nqba.engine.constraints import (
     prepare_cqm,
 )
 from nqba.engine.errors import InvalidModelError, InvalidParameterError
+from nqba.engine.model import IsingArrays
+from nqba.engine.samplers.annealing import sweeps_per_call
+from nqba.engine.samplers.base import RunSettings
 from nqba.engine.samplers.constrained import ConstrainedAnnealingSampler
 from nqba.engine.solve import solve
 
@@ -251,6 +254,49 @@ def test_sampler_keeps_every_group_in_bounds_and_refuses_overlaps() -> None:
     assert np.all(X[:, 10:].sum(axis=1) <= 2)
     with pytest.raises(InvalidParameterError, match="disjoint"):
         ConstrainedAnnealingSampler().sample(bqm, groups=[([0, 1], 1, 1), ([1, 2], 1, 1)])
+
+
+def test_a_read_cut_short_by_the_time_limit_still_keeps_its_groups() -> None:
+    n, size = 6000, 6  # one read of 5000 sweeps is seconds of work; the limit cuts it
+    rng = np.random.default_rng(2)
+    pairs = rng.integers(0, n, size=(4 * n, 2))
+    bqm = dimod.BinaryQuadraticModel(
+        {i: float(rng.normal()) for i in range(n)},
+        {(int(i), int(j)): float(rng.normal()) for i, j in pairs if i != j},
+        0.0,
+        dimod.BINARY,
+    )
+    groups = [(range(g, g + size), 1, 1) for g in range(0, n, size)]
+    ss = ConstrainedAnnealingSampler().sample(
+        bqm, groups=groups, num_reads=3, num_sweeps=5000, time_limit=0.2, seed=4
+    )
+    assert "cut short" in ss.info["stop_reason"]
+    assert ss.info["timing"]["solve_s"] < 1.0
+    X = ss.record.sample.reshape(len(ss), n // size, size)
+    assert np.all(X.sum(axis=2) == 1)
+
+
+def test_a_read_split_into_blocks_for_a_time_limit_draws_the_same_sample() -> None:
+    n = 500
+    rng = np.random.default_rng(3)
+    pairs = rng.integers(0, n, size=(5 * n, 2))
+    bqm = dimod.BinaryQuadraticModel(
+        {i: float(rng.normal()) for i in range(n)},
+        {(int(i), int(j)): float(rng.normal()) for i, j in pairs if i != j},
+        0.0,
+        dimod.BINARY,
+    )
+    groups = [(range(g, g + 4), 1, 2) for g in range(0, n, 4)]
+    arrays = IsingArrays.from_bqm(bqm)
+    timed = RunSettings(num_reads=2, seed=9, num_threads=1, time_limit=3600.0, deadline=1e12)
+    assert sweeps_per_call(arrays, 3000, timed) < 1000  # so the timed reads run in blocks
+    whole = ConstrainedAnnealingSampler().sample(
+        bqm, groups=groups, num_reads=2, num_sweeps=3000, seed=9
+    )
+    blocks = ConstrainedAnnealingSampler().sample(
+        bqm, groups=groups, num_reads=2, num_sweeps=3000, seed=9, time_limit=3600.0
+    )
+    np.testing.assert_array_equal(whole.record.sample, blocks.record.sample)
 
 
 def _port1_cqm(path: Path, k: int, lam: float) -> dimod.ConstrainedQuadraticModel:

@@ -134,12 +134,11 @@ def _move_in_group(
 
 
 @njit(cache=True, nogil=True)
-def anneal_grouped(
+def start_grouped(
     h: FloatArray,
     indptr: IntArray,
     indices: Int32Array,
     data: FloatArray,
-    group_of: Int32Array,
     gptr: IntArray,
     gmem: Int32Array,
     glo: IntArray,
@@ -147,20 +146,15 @@ def anneal_grouped(
     vptr: IntArray,
     vcon: Int32Array,
     vcoef: FloatArray,
-    clo: FloatArray,
-    chi: FloatArray,
-    cw: FloatArray,
-    betas: FloatArray,
+    num_constraints: int,
     seed: int,
-) -> SpinArray:
-    """One annealing read; returns spins (+-1) that satisfy every group's bounds.
+) -> tuple[SpinArray, Int32Array, IntArray, IntArray, FloatArray, FloatArray]:
+    """A random start of one read that satisfies every group's bounds; seeds the read's stream.
 
     ``group_of[i]`` is the group of variable ``i`` (-1: none); the members of group ``g`` are
-    ``gmem[gptr[g]:gptr[g+1]]``. Penalised constraint ``c`` involves ``x_i`` with coefficient
-    ``vcoef[p]`` for ``p`` in ``vptr[i]:vptr[i+1]`` where ``vcon[p] == c``; its bounds are
-    ``clo[c], chi[c]`` and weight ``cw[c]``. One sweep is ``n`` move attempts at inverse
-    temperature ``betas[sweep]``. The read returns the best state of the colder half of the
-    schedule after a final descent.
+    ``gmem[gptr[g]:gptr[g+1]]``. Returns the state of the read: spins ``s``, the members of
+    each group partitioned with its ones first (``mem``, ``pos``, ``cnt``), the local fields
+    and the left-hand sides of the penalised constraints.
     """
     np.random.seed(seed)
     n = h.shape[0]
@@ -186,18 +180,54 @@ def anneal_grouped(
     for i in range(n):
         for p in range(indptr[i], indptr[i + 1]):
             field[i] += data[p] * s[indices[p]]
-    lhs = np.zeros(clo.shape[0], dtype=np.float64)
+    lhs = np.zeros(num_constraints, dtype=np.float64)
     for i in range(n):
         if s[i] > 0:
             _shift(i, 1.0, lhs, vptr, vcon, vcoef)
+    return s, mem, pos, cnt, field, lhs
 
-    num_sweeps = betas.shape[0]
-    energy = 0.0  # relative to the start; only differences matter
-    best_energy = np.inf
-    best = s.copy()
-    for sweep in range(num_sweeps):
-        beta = betas[sweep]
-        track = 2 * sweep >= num_sweeps  # keep the best state of the colder half
+
+@njit(cache=True, nogil=True)
+def sweep_grouped(
+    indptr: IntArray,
+    indices: Int32Array,
+    data: FloatArray,
+    group_of: Int32Array,
+    gptr: IntArray,
+    glo: IntArray,
+    ghi: IntArray,
+    vptr: IntArray,
+    vcon: Int32Array,
+    vcoef: FloatArray,
+    clo: FloatArray,
+    chi: FloatArray,
+    cw: FloatArray,
+    s: SpinArray,
+    mem: Int32Array,
+    pos: IntArray,
+    cnt: IntArray,
+    field: FloatArray,
+    lhs: FloatArray,
+    best: SpinArray,
+    energies: FloatArray,
+    betas: FloatArray,
+    first_sweep: int,
+    num_sweeps: int,
+) -> None:
+    """Sweeps ``first_sweep ..`` of a read of ``num_sweeps``, one per entry of ``betas``.
+
+    One sweep is ``n`` move attempts. Penalised constraint ``c`` involves ``x_i`` with
+    coefficient ``vcoef[p]`` for ``p`` in ``vptr[i]:vptr[i+1]`` where ``vcon[p] == c``; its
+    bounds are ``clo[c], chi[c]`` and weight ``cw[c]``. ``energies`` holds the energy relative
+    to the start and the best one seen in the colder half of the schedule, whose state is
+    kept in ``best``. Called block by block, a read draws the same moves as in one call.
+    """
+    n = s.shape[0]
+    energy = energies[0]
+    best_energy = energies[1]
+    for offset in range(betas.shape[0]):
+        beta = betas[offset]
+        track = 2 * (first_sweep + offset) >= num_sweeps  # the best state of the colder half
         for _ in range(n):
             i = np.random.randint(0, n)
             g = group_of[i]
@@ -238,7 +268,38 @@ def anneal_grouped(
             if track and energy < best_energy - _EPS:
                 best_energy = energy
                 best[:] = s
-    if best_energy < energy - _EPS:
+    energies[0] = energy
+    energies[1] = best_energy
+
+
+@njit(cache=True, nogil=True)
+def finish_grouped(
+    indptr: IntArray,
+    indices: Int32Array,
+    data: FloatArray,
+    group_of: Int32Array,
+    gptr: IntArray,
+    glo: IntArray,
+    ghi: IntArray,
+    vptr: IntArray,
+    vcon: Int32Array,
+    vcoef: FloatArray,
+    clo: FloatArray,
+    chi: FloatArray,
+    cw: FloatArray,
+    s: SpinArray,
+    mem: Int32Array,
+    pos: IntArray,
+    cnt: IntArray,
+    field: FloatArray,
+    lhs: FloatArray,
+    best: SpinArray,
+    energies: FloatArray,
+) -> None:
+    """End a read in ``s``: continue from the best state seen, then descend to a local
+    minimum; the spins satisfy every group's bounds."""
+    n = s.shape[0]
+    if energies[1] < energies[0] - _EPS:
         for i in range(n):  # continue from the best state seen
             if s[i] != best[i]:
                 _flip(s, field, indptr, indices, data, lhs, vptr, vcon, vcoef, i)
@@ -264,7 +325,6 @@ def anneal_grouped(
         chi,
         cw,
     )
-    return s
 
 
 @njit(cache=True, nogil=True)

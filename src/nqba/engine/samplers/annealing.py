@@ -164,7 +164,7 @@ class SimulatedAnnealingSampler(ArraySampler):
             raise InvalidParameterError(
                 f"beta_schedule_type must be 'geometric' or 'linear'; got {kind!r}"
             )
-        chunk = _sweeps_per_call(arrays, num_sweeps, settings)
+        chunk = sweeps_per_call(arrays, num_sweeps, settings)
         a = arrays
         seeds = kernels.stream_seeds(np.uint64(settings.seed), settings.num_reads)
         out = np.empty((settings.num_reads, a.num_variables), dtype=np.int8)
@@ -208,7 +208,7 @@ class SimulatedAnnealingSampler(ArraySampler):
         )
 
 
-def _sweeps_per_call(arrays: IsingArrays, num_sweeps: int, settings: RunSettings) -> int:
+def sweeps_per_call(arrays: IsingArrays, num_sweeps: int, settings: RunSettings) -> int:
     """Sweeps per kernel call: all of them without a time limit, else a few milliseconds' worth."""
     if settings.deadline is None:
         return num_sweeps

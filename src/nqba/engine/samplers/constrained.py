@@ -20,7 +20,12 @@ import numpy as np
 from nqba.engine.errors import InvalidParameterError
 from nqba.engine.model import FloatArray, IsingArrays
 from nqba.engine.registry import register_solver
-from nqba.engine.samplers._constrained_kernels import anneal_grouped
+from nqba.engine.samplers._constrained_kernels import (
+    finish_grouped,
+    start_grouped,
+    sweep_grouped,
+)
+from nqba.engine.samplers.annealing import sweeps_per_call
 from nqba.engine.samplers.base import ArraySampler, RunResult, RunSettings, check_positive_int
 
 Group = tuple[Sequence[Hashable], int, int]
@@ -68,33 +73,56 @@ class ConstrainedAnnealingSampler(ArraySampler):
             arrays.labels, params.get("constraints") or []
         )
         betas = beta_schedule(arrays, num_sweeps)
+        chunk = sweeps_per_call(arrays, num_sweeps, settings)
+        problem = (arrays.indptr, arrays.indices, arrays.data, group_of, gptr, glo, ghi)
+        penalties = (vptr, vcon, vcoef, clo, chi, cw)
         rows: list[np.ndarray[Any, np.dtype[np.int8]]] = []
         stop = "completed all reads"
+
+        def out_of_time() -> bool:
+            return time.perf_counter() >= (settings.deadline or math.inf)
+
         for read in range(settings.num_reads):
-            if read > 0 and time.perf_counter() >= (settings.deadline or math.inf):
+            if read > 0 and out_of_time():
                 stop = f"time limit reached after {read} of {settings.num_reads} reads"
                 break
-            rows.append(
-                anneal_grouped(
-                    arrays.h,
-                    arrays.indptr,
-                    arrays.indices,
-                    arrays.data,
-                    group_of,
-                    gptr,
-                    gmem,
-                    glo,
-                    ghi,
-                    vptr,
-                    vcon,
-                    vcoef,
-                    clo,
-                    chi,
-                    cw,
-                    betas,
-                    (settings.seed + read) % (2**32),
-                )
+            state = start_grouped(
+                arrays.h,
+                arrays.indptr,
+                arrays.indices,
+                arrays.data,
+                gptr,
+                gmem,
+                glo,
+                ghi,
+                vptr,
+                vcon,
+                vcoef,
+                len(cw),
+                (settings.seed + read) % (2**32),
             )
+            best = state[0].copy()
+            energies = np.array([0.0, np.inf])
+            cut = False
+            for first in range(0, num_sweeps, chunk):
+                if first > 0 and out_of_time():  # the read ends where it is, then descends
+                    cut = True
+                    break
+                sweep_grouped(
+                    *problem,
+                    *penalties,
+                    *state,
+                    best,
+                    energies,
+                    betas[first : first + chunk],
+                    first,
+                    num_sweeps,
+                )
+            finish_grouped(*problem, *penalties, *state, best, energies)
+            rows.append(state[0])
+            if cut:
+                stop = f"time limit reached in read {read + 1} of {settings.num_reads} (cut short)"
+                break
         return RunResult(
             np.vstack(rows),
             stop,
