@@ -12,11 +12,11 @@ the same answer:
    program built once with the covariance's Cholesky factor as a DPP parameter and
    re-solved, and an exact active-set solve in numpy. Largest weight difference to the
    cvxpy answer is printed.
-2. Write transaction (decision row + audit leaf + head increment, committed), on SQLite and
-   PostgreSQL: the code path of ``nqba.decisions.service`` (three flushes) against the same
-   rows with one flush (id assigned in Python, leaf and decision added after the head
-   UPDATE) and against SQLAlchemy Core inserts. Every variant appends real audit leaves
-   and signs a checkpoint every 100 leaves.
+2. Write transaction of inline decisions (audit leaves, decision rows, head increment, one
+   commit: the service's batch function ``_write_inline``), on SQLite and PostgreSQL, per
+   decision at 1, 8 and 32 decisions per transaction (group commit batches the decisions
+   queued while a transaction runs). Every batch appends real audit leaves and signs a
+   checkpoint every 100 leaves.
 3. Audit checkpoint root (every 100th append signs one, under the head row's lock) on
    SQLite and PostgreSQL logs of 10,000 and 100,000 leaves: read every stored leaf hash and
    hash the tree (signing before commit 0665a00; proofs still do this), against the root
@@ -72,13 +72,13 @@ from nqba.auth.service import create_organisation, create_user, principal_of
 from nqba.auth.tokens import decode_access_token, issue_access_token
 from nqba.authz import Role
 from nqba.config import Settings
-from nqba.decisions.records import decision_record, digest
+from nqba.decisions.records import append_decision_leaf, digest
 from nqba.decisions.registry import Outcome
 from nqba.decisions.service import (
-    _audit,
     _complete,
+    _InlineWrite,
     _new_decision,
-    response_body,
+    _write_inline,
 )
 from nqba.finance.cla import critical_line
 from nqba.finance.optimize import _build, as_mean_cov, resolve_constraints, solve_problem
@@ -86,7 +86,7 @@ from nqba.finance.schemas import PortfolioOptimizationRequest
 from nqba.finance.service import DECISION_KINDS, optimize
 from nqba.services import Services, build_services
 from nqba.store.base import Base, new_id
-from nqba.store.models import AuditLeaf, AuditNode, Decision
+from nqba.store.models import AuditNode
 from nqba.store.session import write_transaction
 from nqba.telemetry.logging import JsonFormatter, request_id_var
 
@@ -301,44 +301,38 @@ def _decision_parts() -> tuple[Any, Any, dict[str, Any]]:
     return decision_kind, optimize(request, _quiet), request.model_dump(mode="json")
 
 
+WRITE_BATCHES = (1, 8, 32)
+"""Decisions per write transaction measured: group commit puts every decision queued while a
+batch runs into the next one, so the batch grows with the load."""
+
+
 def write_part(kind: str, repeats: int, folder: Path) -> list[dict[str, Any]]:
-    """The decision + audit write transaction two ways, on one database kind."""
+    """The inline decisions' write transaction (the service's batch function: audit leaves,
+    decision rows, one commit) per decision, at batch sizes of ``WRITE_BATCHES``."""
     decision_kind, outcome, inputs = _decision_parts()
     rows = []
     with platform_on(kind, folder) as (services, principal):
 
-        def service_path() -> dict[str, Any]:
-            # nqba.decisions.service._decide_inline's transaction, as it is
-            decision = _new_decision(principal, decision_kind, inputs, digest(inputs))
-            with write_transaction(services.session_factory) as session:
-                _complete(decision, outcome, 0.004)
-                session.add(decision)
-                leaf_hash = _audit(services, session, decision)
-                return response_body(decision, leaf_hash)
+        def batch_of(size: int) -> Callable[[], dict[str, Any]]:
+            def write() -> dict[str, Any]:
+                writes = []
+                for _ in range(size):
+                    decision = _new_decision(principal, decision_kind, inputs, digest(inputs))
+                    _complete(decision, outcome, 0.004)
+                    writes.append(
+                        _InlineWrite(services.audit, decision, principal, None, "/x", "f")
+                    )
+                with write_transaction(services.session_factory) as session:
+                    return _write_inline(session, writes)[-1]
 
-        def core_inserts() -> dict[str, Any]:
-            decision = _new_decision(principal, decision_kind, inputs, digest(inputs))
-            decision.id = new_id()
-            with write_transaction(services.session_factory) as session:
-                _complete(decision, outcome, 0.004)
-                leaf = _leaf(session, services, decision)
-                for table, row in ((DECISIONS, decision), (AUDIT_LOG, leaf)):
-                    # unset (None) columns left out, so that Core applies their defaults
-                    values = {c.key: getattr(row, c.key) for c in table.columns}
-                    values = {k: v for k, v in values.items() if v is not None}
-                    session.execute(insert(table), values)
-                if (leaf.seq + 1) % services.audit.checkpoint_every == 0:
-                    services.audit._sign(session, leaf.seq + 1)
-                return response_body(decision, leaf.leaf_hash)
+            return write
 
-        for label, func in (
-            ("service path (one flush, the head UPDATE first)", service_path),
-            ("SQLAlchemy Core inserts", core_inserts),
-        ):
-            median, p99, cpu, body = timed(func, repeats)
+        for size in WRITE_BATCHES:
+            median, p99, cpu, body = timed(batch_of(size), max(10, repeats // size))
             assert len(body["audit"]["leaf_hash"]) == 64
-            rows.append({"database": kind, "step": label, "median_ms": 1000 * median,
-                         "p99_ms": 1000 * p99, "cpu_ms": 1000 * cpu})  # fmt: skip
+            rows.append({"database": kind, "step": f"{size} per transaction, per decision",
+                         "median_ms": 1000 * median / size, "p99_ms": 1000 * p99 / size,
+                         "cpu_ms": 1000 * cpu / size})  # fmt: skip
         with services.engine.connect() as conn:
             counts = [
                 conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar_one()
@@ -354,21 +348,6 @@ def write_part(kind: str, repeats: int, folder: Path) -> list[dict[str, Any]]:
                 assert merkle.leaf_hash(leaf.payload.encode()) == h
             assert root == merkle.root_hash(hashes)
     return rows
-
-
-def _leaf(session: Any, services: Services, decision: Decision) -> AuditLeaf:
-    """The next leaf for ``decision`` (the head's UPDATE takes the lock)."""
-    payload = merkle.canonical_json(decision_record(decision))
-    digest = merkle.leaf_hash(payload)
-    size = audit_repo.increment_head(session, digest)
-    decision.audit_seq = size - 1
-    return AuditLeaf(
-        seq=size - 1,
-        leaf_hash=digest,
-        payload=payload.decode("utf-8"),
-        organisation_id=decision.organisation_id,
-        decision_id=decision.id,
-    )
 
 
 def concurrent_write_part(
@@ -397,7 +376,7 @@ def concurrent_write_part(
                     ):
                         _complete(decision, outcome, 0.004)
                         session.add(decision)
-                        _audit(services, session, decision)
+                        append_decision_leaf(services.audit, session, decision)
                     latencies.append(time.perf_counter() - start)
 
             workers = [

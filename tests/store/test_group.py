@@ -1,10 +1,12 @@
-"""Group commit: queued writes share a transaction, each in a savepoint, each answered alone
-(a write that finds no other queued runs in the transaction alone)."""
+"""Group commit on the event loop: writes queued together share one transaction and one call of
+the batch function; a failing batch is rerun write by write, so an error stays its caller's."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,14 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from nqba.store.group import GroupWriter, write_in_group
-from nqba.store.session import make_engine, make_session_factory, read_session
+from nqba.store import group
+from nqba.store.group import GroupWriter, group_writer
+from nqba.store.session import (
+    make_engine,
+    make_session_factory,
+    read_session,
+    write_transaction,
+)
 
 
 @pytest.fixture
@@ -37,96 +45,74 @@ def _rows(factory: sessionmaker[Session]) -> list[str]:
         return [r[0] for r in session.execute(text("SELECT who FROM t ORDER BY id"))]
 
 
-def _insert(who: str) -> Callable[[Session], str]:
-    def work(session: Session) -> str:
-        session.execute(text("INSERT INTO t (who) VALUES (:w)"), {"w": who})
-        return f"wrote {who}"
-
-    return work
+calls: list[int] = []
 
 
-def _queued_behind_a_held_batch(
-    factory: sessionmaker[Session], writes: list[Callable[[Session], str]]
-) -> tuple[list[str | None], list[BaseException | None]]:
-    """Run ``writes`` from threads while a first write holds the writer, so they queue and
-    are committed as one batch after it; each thread's result or error, in order."""
-    writer = GroupWriter(factory)
-    holding, release = threading.Event(), threading.Event()
-
-    def first(session: Session) -> str:
-        holding.set()
-        assert release.wait(10)
-        session.execute(text("INSERT INTO t (who) VALUES ('first')"))
-        return "first"
-
-    results: list[str | None] = [None] * len(writes)
-    errors: list[BaseException | None] = [None] * len(writes)
-
-    def call(i: int) -> None:
-        try:
-            results[i] = writer.write(writes[i])
-        except BaseException as e:
-            errors[i] = e
-
-    leader = threading.Thread(target=writer.write, args=(first,))
-    leader.start()
-    assert holding.wait(10)
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(writes))]
-    for t in threads:
-        t.start()
-    while True:  # every write is queued behind the held batch
-        with writer._cond:
-            if len(writer._pending) == len(writes):
-                break
-    release.set()
-    leader.join(10)
-    for t in threads:
-        t.join(10)
-    return results, errors
+def insert_all(session: Session, names: Sequence[str]) -> list[str]:
+    """The batch function of these tests: one INSERT for every name of the batch."""
+    calls.append(len(names))
+    session.execute(text("INSERT INTO t (who) VALUES (:w)"), [{"w": n} for n in names])
+    return [f"wrote {n}" for n in names]
 
 
-def test_queued_writes_commit_together_and_each_caller_gets_its_result(engine: Engine) -> None:
-    factory = make_session_factory(engine)
-    commits = _commits(engine)
-    results, errors = _queued_behind_a_held_batch(factory, [_insert(f"w{i}") for i in range(8)])
-    assert errors == [None] * 8
-    assert results == [f"wrote w{i}" for i in range(8)]
-    assert len(commits) == 2  # the held write alone, then the eight queued behind it
-    assert sorted(_rows(factory)) == sorted(["first", *(f"w{i}" for i in range(8))])
+async def _gather(writer: GroupWriter[str, str], names: Sequence[str]) -> list[str | BaseException]:
+    return await asyncio.gather(*(writer.write(n) for n in names), return_exceptions=True)
 
 
-def test_a_failing_write_is_rolled_back_alone_and_raises_in_its_own_caller(
+def test_writes_queued_together_commit_in_one_batch_and_each_gets_its_result(
     engine: Engine,
 ) -> None:
     factory = make_session_factory(engine)
-    writes = [_insert("a"), _insert("dup"), _insert("dup"), _insert("b")]
-    results, errors = _queued_behind_a_held_batch(factory, writes)
+    commits = _commits(engine)
+    calls.clear()
+
+    async def main() -> list[str | BaseException]:
+        return await _gather(group_writer(factory, insert_all), [f"w{i}" for i in range(9)])
+
+    assert asyncio.run(main()) == [f"wrote w{i}" for i in range(9)]
+    assert calls == [9]
+    assert len(commits) == 1
+    assert _rows(factory) == [f"w{i}" for i in range(9)]
+
+
+def test_a_failing_write_is_rerun_alone_and_raises_only_in_its_own_caller(
+    engine: Engine,
+) -> None:
+    factory = make_session_factory(engine)
+    calls.clear()
+
+    async def main() -> list[str | BaseException]:
+        return await _gather(group_writer(factory, insert_all), ["a", "dup", "dup", "b"])
+
+    results = asyncio.run(main())
     assert results[0] == "wrote a"
     assert results[3] == "wrote b"
-    failed = [i for i, e in enumerate(errors) if e is not None]
-    assert len(failed) == 1
-    assert failed[0] in (1, 2)
-    assert isinstance(errors[failed[0]], IntegrityError)
-    assert sorted(_rows(factory)) == ["a", "b", "dup", "first"]
+    failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+    assert failed == [2]  # the batch failed as a whole; alone, the first "dup" goes in
+    assert isinstance(results[2], IntegrityError)
+    assert calls == [4, 1, 1, 1, 1]
+    assert sorted(_rows(factory)) == ["a", "b", "dup"]
 
 
 def test_a_lone_failing_write_raises_and_leaves_nothing_behind(engine: Engine) -> None:
     factory = make_session_factory(engine)
-    writer = GroupWriter(factory)
-    assert writer.write(_insert("dup")) == "wrote dup"
 
-    def two_rows(session: Session) -> str:  # the first row must go with the failing second
+    def two_rows(session: Session, names: Sequence[str]) -> list[str]:
         session.execute(text("INSERT INTO t (who) VALUES ('kept?')"))
         session.execute(text("INSERT INTO t (who) VALUES ('dup')"))
-        return "never"
+        return ["never"]
 
-    with pytest.raises(IntegrityError):
-        writer.write(two_rows)
-    assert writer.write(_insert("after")) == "wrote after"
+    async def main() -> None:
+        assert await group_writer(factory, insert_all).write("dup") == "wrote dup"
+        with pytest.raises(IntegrityError):
+            await group_writer(factory, two_rows).write("x")
+        assert await group_writer(factory, insert_all).write("after") == "wrote after"
+
+    asyncio.run(main())
     assert _rows(factory) == ["dup", "after"]
 
 
-def test_a_failed_commit_fails_every_write_of_its_batch(tmp_path: Path) -> None:
+def test_a_commit_refused_for_one_write_fails_that_write_only(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
@@ -138,32 +124,121 @@ def test_a_failed_commit_fails_every_write_of_its_batch(tmp_path: Path) -> None:
         )
     factory = make_session_factory(engine)
 
-    def orphan(session: Session) -> str:  # a deferred foreign key: refused only at COMMIT
-        session.execute(text("INSERT INTO t (who, parent) VALUES ('orphan', 99)"))
-        return "orphan"
+    def with_parent(session: Session, names: Sequence[str]) -> list[str]:
+        # a deferred foreign key: an orphan is refused only at COMMIT
+        for n in names:
+            parent = 99 if n == "orphan" else None
+            session.execute(
+                text("INSERT INTO t (who, parent) VALUES (:w, :p)"), {"w": n, "p": parent}
+            )
+        return list(names)
 
-    results, errors = _queued_behind_a_held_batch(factory, [_insert("ok"), orphan])
-    assert all(isinstance(e, IntegrityError) for e in errors)
-    assert results == [None, None]
-    assert _rows(factory) == ["first"]
+    async def main() -> list[str | BaseException]:
+        writer = group_writer(factory, with_parent)
+        return await asyncio.gather(
+            *(writer.write(n) for n in ["ok", "orphan"]), return_exceptions=True
+        )
+
+    results = asyncio.run(main())
+    assert results[0] == "ok"
+    assert isinstance(results[1], IntegrityError)
+    assert _rows(factory) == ["ok"]
     engine.dispose()
 
 
-def test_many_threads_write_through_the_shared_writer(engine: Engine) -> None:
+def test_many_tasks_write_through_the_shared_writer_in_fewer_batches(engine: Engine) -> None:
     factory = make_session_factory(engine)
-    errors: list[BaseException] = []
+    commits = _commits(engine)
 
-    def worker(k: int) -> None:
-        try:
-            for i in range(25):
-                assert write_in_group(factory, _insert(f"{k}-{i}")) == f"wrote {k}-{i}"
-        except BaseException as e:
-            errors.append(e)
+    async def client(k: int) -> None:
+        for i in range(25):
+            assert await group_writer(factory, insert_all).write(f"{k}-{i}") == f"wrote {k}-{i}"
+            await asyncio.sleep(0)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
+    async def main() -> None:
+        await asyncio.gather(*(client(k) for k in range(8)))
+
+    asyncio.run(main())
     assert len(_rows(factory)) == 200
+    assert len(commits) < 200
+
+
+def test_a_batch_holds_at_most_max_batch_writes(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(group, "MAX_BATCH", 4)
+    factory = make_session_factory(engine)
+    calls.clear()
+
+    async def main() -> list[str | BaseException]:
+        return await _gather(group_writer(factory, insert_all), [f"w{i}" for i in range(10)])
+
+    assert asyncio.run(main()) == [f"wrote w{i}" for i in range(10)]
+    assert calls == [4, 4, 2]
+
+
+def test_a_sqlite_writer_busy_elsewhere_is_waited_for_off_the_loop(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, who TEXT UNIQUE)"))
+    factory = make_session_factory(engine)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # another writer holds the database's writer lock for a while
+        with write_transaction(factory) as session:
+            session.execute(text("INSERT INTO t (who) VALUES ('other')"))
+            holding.set()
+            assert release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+
+    async def main() -> tuple[str, int]:
+        writer = group_writer(factory, insert_all)
+        pending = asyncio.ensure_future(writer.write("mine"))
+        ticks = 0
+        for _ in range(20):  # the loop keeps running while the write waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not pending.done()
+        release.set()
+        return await pending, ticks
+
+    start = time.perf_counter()
+    result, ticks = asyncio.run(main())
+    holder.join(10)
+    assert result == "wrote mine"
+    assert ticks == 20
+    assert time.perf_counter() - start < 10
+    assert _rows(factory) == ["other", "mine"]
+    engine.dispose()
+
+
+def test_writes_queued_while_a_batch_runs_in_a_thread_make_the_next_batch(
+    engine: Engine,
+) -> None:
+    factory = make_session_factory(engine)
+    calls.clear()
+    started, go_on = threading.Event(), threading.Event()
+
+    def slow_first(session: Session, names: Sequence[str]) -> list[str]:
+        if "first" in names:
+            started.set()
+            assert go_on.wait(10)
+        return insert_all(session, names)
+
+    async def main() -> list[str | BaseException]:
+        writer = group_writer(factory, slow_first)
+        writer.on_loop_first = False  # as on PostgreSQL: every batch runs in a thread
+        first = asyncio.ensure_future(writer.write("first"))
+        while not started.is_set():
+            await asyncio.sleep(0.005)
+        rest = [asyncio.ensure_future(writer.write(f"w{i}")) for i in range(5)]
+        await asyncio.sleep(0.05)
+        go_on.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert results == ["wrote first", *(f"wrote w{i}" for i in range(5))]
+    assert calls == [1, 5]

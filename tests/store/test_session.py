@@ -17,7 +17,7 @@ from nqba.store import session as store_session
 from nqba.store.migrate import upgrade
 from nqba.store.models import Organisation
 from nqba.store.session import (
-    insert_now,
+    insert_rows,
     make_engine,
     make_session_factory,
     read_session,
@@ -141,13 +141,13 @@ def test_in_memory_databases_take_no_lock_file(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_insert_now_writes_the_row_at_once_with_the_python_defaults(database_url: str) -> None:
+def test_insert_rows_writes_the_row_at_once_with_the_python_defaults(database_url: str) -> None:
     engine = make_engine(database_url)
     upgrade(engine)
     factory = make_session_factory(engine)
     with write_transaction(factory) as session:
         org = Organisation(name="acme")
-        insert_now(session, org)
+        insert_rows(session, [org])
         assert org not in session  # transient: nothing of it is flushed later
         assert org.id is not None
         assert org.created_at is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any
 
+import pydantic_core
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -42,7 +43,7 @@ def decision_responses(kind: DecisionKind) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def answer(
+async def answer(
     services: Services,
     principal: Principal,
     kind: DecisionKind,
@@ -52,13 +53,14 @@ def answer(
     idempotency_key: str | None,
     response: Response | None = None,
 ) -> JSONResponse:
-    """Decide and answer 200 (inline), 202 (job) or a 4xx naming what is wrong.
+    """Decide and answer 200 (inline), 202 (job) or a 4xx naming what is wrong (on the event
+    loop: :func:`nqba.decisions.service.decide` hands blocking work to worker threads).
 
     ``response`` is the endpoint's injected response: headers set on it by dependencies (the
     rate limit's ``X-RateLimit-*``) are carried over to the answer.
     """
     try:
-        reply = decide(
+        reply = await decide(
             services, principal, kind, request, path=path, idempotency_key=idempotency_key
         )
     except DecisionInputError as e:
@@ -69,7 +71,15 @@ def answer(
     headers.pop("content-length", None)
     if reply.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(reply.body, status_code=reply.status_code, headers=headers)
+    return DecisionJSONResponse(reply.body, status_code=reply.status_code, headers=headers)
+
+
+class DecisionJSONResponse(JSONResponse):
+    """A decision's answer, written by pydantic-core (the body is plain JSON data already:
+    about a fifth of the standard library's time for a portfolio answer)."""
+
+    def render(self, content: Any) -> bytes:
+        return pydantic_core.to_json(content)
 
 
 def _jsonable(details: Any) -> Any:
@@ -90,7 +100,7 @@ def add_decision_route(
     """Register ``POST path`` for ``kind``: its body, the unit's decide guard, ``answer``."""
     decider = Annotated[Principal, Depends(require(decide_permission(kind.unit)))]
 
-    def endpoint(
+    async def endpoint(
         body: BaseModel,
         request: Request,
         response: Response,
@@ -98,7 +108,7 @@ def add_decision_route(
         principal: decider,
         idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:
-        return answer(
+        return await answer(
             services,
             principal,
             kind,

@@ -15,9 +15,9 @@ stored nodes, never every leaf.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -28,9 +28,17 @@ from nqba.audit.errors import AuditIntegrityError, AuditRangeError
 from nqba.audit.merkle import canonical_json, leaf_hash
 from nqba.config import Settings
 from nqba.store.models import AuditCheckpoint, AuditLeaf
-from nqba.store.session import insert_now
+from nqba.store.session import insert_rows
 
 T = TypeVar("T")
+
+
+class LogEntry(NamedTuple):
+    """What one leaf records: the record itself, and the rows it belongs to."""
+
+    organisation_id: str
+    decision_id: str | None
+    record: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -83,33 +91,44 @@ class AuditLog:
         organisation_id: str,
         decision_id: str | None,
         record: Mapping[str, Any],
-        link: Callable[[int], None] | None = None,
     ) -> AuditLeaf:
-        """Add ``record`` as the next leaf, in ``session``'s transaction (not committed here).
+        """Add ``record`` as the next leaf, in ``session``'s transaction (not committed here);
+        see :meth:`append_many`."""
+        return self.append_many(session, [LogEntry(organisation_id, decision_id, record)])[0]
 
-        The leaf is hashed before the head's lock is taken, and its row is inserted at once (the
-        returned object is not in the session). ``link(seq)`` runs once the seq is known and
-        before anything is flushed, so the recorded row is written with its seq. If the new
-        size is a multiple of ``audit_checkpoint_every``, a checkpoint of it is signed in the same
-        transaction (from the head's compact range: O(log n)).
+    def append_many(self, session: Session, entries: Sequence[LogEntry]) -> list[AuditLeaf]:
+        """Add the entries' records as the next leaves, in order, in ``session``'s transaction.
+
+        The leaves are hashed before the head's lock is taken, and their rows are inserted at
+        once with one statement (the returned objects are not in the session); nothing of the
+        session is flushed, so a changed row of the caller's is written once, at its commit,
+        with the seq the caller takes from its leaf. For every size the append passes through
+        that is a multiple of ``audit_checkpoint_every``, a checkpoint of it is signed in the
+        same transaction (from the head's compact range: O(log n)).
         """
-        payload = canonical_json(record)
-        digest = leaf_hash(payload)
+        if not entries:
+            return []
+        payloads = [canonical_json(entry.record) for entry in entries]
+        digests = [leaf_hash(payload) for payload in payloads]
+        every = self.checkpoint_every
         with session.no_autoflush:
-            size = repo.increment_head(session, digest)
-        if link is not None:
-            link(size - 1)
-        leaf = AuditLeaf(
-            seq=size - 1,
-            leaf_hash=digest,
-            payload=payload.decode("utf-8"),
-            organisation_id=organisation_id,
-            decision_id=decision_id,
-        )
-        insert_now(session, leaf)
-        if size % self.checkpoint_every == 0:
-            self._sign(session, size)
-        return leaf
+            start, roots = repo.append_to_head(session, digests, lambda size: size % every == 0)
+        leaves = [
+            AuditLeaf(
+                seq=start + offset,
+                leaf_hash=digest,
+                payload=payload.decode("utf-8"),
+                organisation_id=entry.organisation_id,
+                decision_id=entry.decision_id,
+            )
+            for offset, (entry, payload, digest) in enumerate(
+                zip(entries, payloads, digests, strict=True)
+            )
+        ]
+        insert_rows(session, leaves)
+        for size, root in roots.items():
+            repo.add_checkpoint(session, self.signer.sign(size, root))
+        return leaves
 
     def checkpoint(self, session: Session) -> AuditCheckpoint:
         """Sign a checkpoint of the current size now, unless the latest one already has it.
@@ -125,7 +144,8 @@ class AuditLog:
         return self._sign(session, size)
 
     def _sign(self, session: Session, size: int) -> AuditCheckpoint:
-        """Sign the head's root: kept as a compact range at each append, so O(log n)."""
+        """Sign the head's root (kept as a compact range at each append: O(log n)); the
+        caller holds the head's lock."""
         head_size, root = repo.head_root(session)
         if head_size != size:  # the caller holds the head's lock: this cannot move
             raise AuditIntegrityError(f"audit head is at {head_size}, expected {size}")

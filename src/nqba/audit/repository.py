@@ -7,7 +7,7 @@ checkpoint signing are serialised on PostgreSQL and SQLite alike.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
@@ -18,6 +18,7 @@ from nqba.audit import merkle
 from nqba.audit.checkpoints import SignedCheckpoint
 from nqba.audit.errors import AuditIntegrityError
 from nqba.store.models import AuditCheckpoint, AuditLeaf, AuditNode, Decision
+from nqba.store.session import insert_rows
 
 T = TypeVar("T")
 
@@ -36,34 +37,44 @@ class LeafRow(NamedTuple):
     created_at: datetime
 
 
-_INCREMENT_HEAD = text(
-    "UPDATE audit_head SET tree_size = tree_size + 1 WHERE id = 1 "
+_GROW_HEAD = text(
+    "UPDATE audit_head SET tree_size = tree_size + :count WHERE id = 1 "
     "RETURNING tree_size, compact_range"
 )
 _STORE_RANGE = text("UPDATE audit_head SET compact_range = :packed WHERE id = 1")
 _INSERT_NODES = insert(AuditNode)
 
 
-def increment_head(session: Session, leaf: bytes) -> int:
-    """Append ``leaf`` to the head (size + 1, compact range updated, under the row's lock),
-    and store the inner nodes it completes. Returns the new size.
+def append_to_head(
+    session: Session, leaves: Sequence[bytes], roots_at: Callable[[int], bool]
+) -> tuple[int, dict[int, bytes]]:
+    """Append ``leaves`` to the head (size + len(leaves), compact range updated, under the
+    row's lock), and store the inner nodes they complete.
 
-    The first UPDATE takes the row's write lock, so the compact range read with it cannot
-    change before the second UPDATE writes its successor. The statements run on the session's
-    connection (Core): they touch no mapped object, and this is every decision's hot path.
+    Returns the size before the append and the root of the tree at each size the append passes
+    through for which ``roots_at(size)`` holds (what a checkpoint of that size signs). The
+    first UPDATE takes the row's write lock, so the compact range read with it cannot change
+    before the second UPDATE writes its successor. The statements run on the session's
+    connection (Core): they touch no mapped object, and this is every decision's hot path,
+    so a batch of leaves costs three statements.
     """
     connection = session.connection()
-    size, packed = connection.execute(_INCREMENT_HEAD).one()
-    nodes, completed = merkle.compact_append_nodes(
-        merkle.unpack_nodes(bytes(packed or b"")), int(size) - 1, leaf
-    )
+    size, packed = connection.execute(_GROW_HEAD, {"count": len(leaves)}).one()
+    start = int(size) - len(leaves)
+    nodes = merkle.unpack_nodes(bytes(packed or b""))
+    completed: list[tuple[merkle.NodeKey, bytes]] = []
+    roots: dict[int, bytes] = {}
+    for offset, leaf in enumerate(leaves):
+        nodes, done = merkle.compact_append_nodes(nodes, start + offset, leaf)
+        completed += done
+        if roots_at(start + offset + 1):
+            roots[start + offset + 1] = merkle.compact_root(nodes)
     connection.execute(_STORE_RANGE, {"packed": merkle.pack_nodes(nodes)})
     if completed:
         connection.execute(
-            _INSERT_NODES,
-            [{"level": lv, "idx": i, "node_hash": h} for (lv, i), h in completed],
+            _INSERT_NODES, [{"level": lv, "idx": i, "node_hash": h} for (lv, i), h in completed]
         )
-    return int(size)
+    return start, roots
 
 
 def tree_nodes(session: Session, keys: Collection[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
@@ -184,7 +195,7 @@ def iter_leaf_rows(session: Session) -> Iterator[LeafRow]:
 
 
 def add_checkpoint(session: Session, checkpoint: SignedCheckpoint) -> AuditCheckpoint:
-    """Store a signed checkpoint (flushed, not committed)."""
+    """Store a signed checkpoint (one Core INSERT, not committed; nothing else is flushed)."""
     row = AuditCheckpoint(
         tree_size=checkpoint.tree_size,
         root_hash=checkpoint.root_hash,
@@ -194,8 +205,7 @@ def add_checkpoint(session: Session, checkpoint: SignedCheckpoint) -> AuditCheck
     )
     if checkpoint.created_at is not None:
         row.created_at = checkpoint.created_at
-    session.add(row)
-    session.flush()
+    insert_rows(session, [row])
     return row
 
 

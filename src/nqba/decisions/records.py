@@ -8,9 +8,11 @@ changes the recomputed leaf hash.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from nqba.audit.log import LogEntry
 from nqba.audit.merkle import canonical_json
 from nqba.store.models import AuditLeaf, Decision
 
@@ -53,21 +55,24 @@ def decision_record(decision: Decision) -> dict[str, Any]:
     }
 
 
-def append_decision_leaf(audit: AuditLog, session: Session, decision: Decision) -> AuditLeaf:
-    """Append ``decision``'s record to the log in ``session``'s transaction; link the leaf.
+def append_decision_leaves(
+    audit: AuditLog, session: Session, decisions: Sequence[Decision]
+) -> list[AuditLeaf]:
+    """Append each decision's record to the log in ``session``'s transaction, in order, and
+    set its ``audit_seq``.
 
-    ``decision.audit_seq`` is set before anything is flushed: a stored decision gets it
-    updated at the next flush; a new one (its id set) is inserted afterwards, by the caller.
+    Nothing is flushed meanwhile: a stored decision is written once, at the commit, with its
+    seq; a new one (its id set) is inserted afterwards, by the caller.
     """
-
-    def link(seq: int) -> None:
-        decision.audit_seq = seq
-
-    leaf = audit.append(
+    leaves = audit.append_many(
         session,
-        organisation_id=decision.organisation_id,
-        decision_id=decision.id,
-        record=decision_record(decision),
-        link=link,
+        [LogEntry(d.organisation_id, d.id, decision_record(d)) for d in decisions],
     )
-    return leaf
+    for decision, leaf in zip(decisions, leaves, strict=True):
+        decision.audit_seq = leaf.seq
+    return leaves
+
+
+def append_decision_leaf(audit: AuditLog, session: Session, decision: Decision) -> AuditLeaf:
+    """Append ``decision``'s record and set its ``audit_seq`` (see append_decision_leaves)."""
+    return append_decision_leaves(audit, session, [decision])[0]

@@ -58,6 +58,10 @@ class DecisionKind:
     summary: str
     solver_modules: tuple[str, ...] = ()
     """Modules ``run`` imports on its first call (the solvers); a server imports them at start."""
+    quick: Callable[[Any], bool] = field(default=lambda request: False)
+    """Whether deciding this request is known to take about a millisecond of CPU at most: a
+    server then runs it on its event loop, sparing the hand-off to a worker thread and back.
+    Anything that may take longer (or waits on I/O) must answer False."""
 
 
 class UnknownDecisionKindError(LookupError):

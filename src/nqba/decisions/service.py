@@ -7,18 +7,21 @@ and never makes a second decision. Solving happens outside any database transact
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from anyio import to_thread
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nqba.authz import Principal
-from nqba.decisions.records import append_decision_leaf, digest
+from nqba.decisions.records import append_decision_leaf, append_decision_leaves, digest
 from nqba.decisions.registry import (
     DecisionKind,
     Outcome,
@@ -49,13 +52,14 @@ from nqba.jobs.repository import (
 )
 from nqba.jobs.runners import enqueue_after_commit
 from nqba.store.base import new_id, utcnow
-from nqba.store.group import write_in_group
+from nqba.store.group import group_writer
 from nqba.store.models import Decision, IdempotencyRecord
-from nqba.store.session import insert_now, read_session, write_transaction
+from nqba.store.session import insert_rows, read_session, write_transaction
 from nqba.telemetry.metrics import DECISION_LATENCY, SOLVER_SECONDS
 from nqba.telemetry.tracing import span
 
 if TYPE_CHECKING:
+    from nqba.audit.log import AuditLog
     from nqba.services import Services
 
 log = logging.getLogger("nqba.decisions")
@@ -148,7 +152,7 @@ def _find_replay(
     return Reply(record.status_code, dict(record.response), replayed=True)
 
 
-def decide(
+async def decide(
     services: Services,
     principal: Principal,
     kind: DecisionKind,
@@ -158,7 +162,12 @@ def decide(
     idempotency_key: str | None = None,
     force_job: bool = False,
 ) -> Reply:
-    """Make the decision ``kind`` on ``request`` for ``principal``; inline or as a job."""
+    """Make the decision ``kind`` on ``request`` for ``principal``; inline or as a job.
+
+    Runs on the server's event loop: a quick kind (``DecisionKind.quick``) is decided there,
+    anything else and every database read in a worker thread; the write is group-committed
+    (:mod:`nqba.store.group`).
+    """
     inputs = request.model_dump(mode="json")
     inputs_digest = digest(inputs)
     fingerprint = request_digest("POST", path, inputs_digest)
@@ -168,19 +177,36 @@ def decide(
                 "invalid_idempotency_key",
                 f"Idempotency-Key must have 1 to {MAX_IDEMPOTENCY_KEY} characters",
             )
-        with read_session(services.session_factory) as session:
-            replay = _find_replay(session, principal, idempotency_key, fingerprint)
+        replay = await to_thread.run_sync(
+            _lookup_replay, services, principal, idempotency_key, fingerprint
+        )
         if replay is not None:
             return replay
     decision = _new_decision(principal, kind, inputs, inputs_digest)
     job_reason = _job_reason(services, kind, request) if not force_job else "asked for a job"
     if job_reason is not None:
-        return _submit(
-            services, principal, decision, fingerprint, idempotency_key, job_reason, path
+        return await to_thread.run_sync(
+            functools.partial(
+                _submit,
+                services,
+                principal,
+                decision,
+                fingerprint,
+                idempotency_key,
+                job_reason,
+                path,
+            )
         )
-    return _decide_inline(
+    return await _decide_inline(
         services, principal, kind, request, decision, fingerprint, idempotency_key, path
     )
+
+
+def _lookup_replay(
+    services: Services, principal: Principal, key: str, fingerprint: str
+) -> Reply | None:
+    with read_session(services.session_factory) as session:
+        return _find_replay(session, principal, key, fingerprint)
 
 
 def _job_reason(services: Services, kind: DecisionKind, request: BaseModel) -> str | None:
@@ -248,11 +274,6 @@ def _complete(decision: Decision, outcome: Outcome, elapsed: float) -> None:
     decision.completed_at = utcnow()
 
 
-def _audit(services: Services, session: Session, decision: Decision) -> bytes:
-    """Append the decision's leaf in ``session``'s transaction; return the leaf hash."""
-    return append_decision_leaf(services.audit, session, decision).leaf_hash
-
-
 def response_body(decision: Decision, leaf_hash: bytes) -> dict[str, Any]:
     """The JSON answer of an inline decision (also what an idempotent retry replays)."""
     assert decision.audit_seq is not None
@@ -275,8 +296,7 @@ def response_body(decision: Decision, leaf_hash: bytes) -> dict[str, Any]:
     }
 
 
-def _store_reply(
-    session: Session,
+def _reply_record(
     principal: Principal,
     key: str,
     path: str,
@@ -284,19 +304,17 @@ def _store_reply(
     status_code: int,
     body: dict[str, Any],
     decision_id: str,
-) -> None:
-    session.add(
-        IdempotencyRecord(
-            organisation_id=principal.organisation_id,
-            actor_id=principal.actor_id,
-            key=key,
-            method="POST",
-            path=path,
-            request_digest=fingerprint,
-            status_code=status_code,
-            response=body,
-            decision_id=decision_id,
-        )
+) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        organisation_id=principal.organisation_id,
+        actor_id=principal.actor_id,
+        key=key,
+        method="POST",
+        path=path,
+        request_digest=fingerprint,
+        status_code=status_code,
+        response=body,
+        decision_id=decision_id,
     )
 
 
@@ -304,14 +322,41 @@ def _replay_after_race(
     services: Services, principal: Principal, key: str, fingerprint: str
 ) -> Reply:
     """A concurrent request with the same key committed first: answer what it answered."""
-    with read_session(services.session_factory) as session:
-        replay = _find_replay(session, principal, key, fingerprint)
+    replay = _lookup_replay(services, principal, key, fingerprint)
     if replay is None:  # the unique violation was not the key's: a real error
         raise RuntimeError("idempotency record vanished after a unique violation")
     return replay
 
 
-def _decide_inline(
+@dataclass(frozen=True)
+class _InlineWrite:
+    """What an inline decision writes: its row, its leaf, and the answer a key replays."""
+
+    audit: AuditLog
+    decision: Decision
+    principal: Principal
+    key: str | None
+    path: str
+    fingerprint: str
+
+
+def _write_inline(session: Session, writes: Sequence[_InlineWrite]) -> list[dict[str, Any]]:
+    """Append the decisions' leaves, insert their rows (and their keys' answers) in
+    ``session``'s transaction: a few statements for the whole batch. Their answers, in order."""
+    decisions = [w.decision for w in writes]
+    leaves = append_decision_leaves(writes[0].audit, session, decisions)  # sets audit_seq
+    insert_rows(session, decisions)  # the rows are not changed after this
+    bodies = [response_body(d, leaf.leaf_hash) for d, leaf in zip(decisions, leaves, strict=True)]
+    replies = [
+        _reply_record(w.principal, w.key, w.path, w.fingerprint, 200, body, w.decision.id)
+        for w, body in zip(writes, bodies, strict=True)
+        if w.key is not None
+    ]
+    insert_rows(session, replies)
+    return bodies
+
+
+async def _decide_inline(
     services: Services,
     principal: Principal,
     kind: DecisionKind,
@@ -321,24 +366,19 @@ def _decide_inline(
     key: str | None,
     path: str,
 ) -> Reply:
-    outcome, elapsed = _run(kind, request, no_progress)
+    if kind.quick(request):
+        outcome, elapsed = _run(kind, request, no_progress)
+    else:
+        outcome, elapsed = await to_thread.run_sync(_run, kind, request, no_progress)
     _complete(decision, outcome, elapsed)
-
-    def write(session: Session) -> dict[str, Any]:
-        leaf_hash = _audit(services, session, decision)  # sets decision.audit_seq
-        insert_now(session, decision)  # one INSERT; the row is not changed after this
-        body = response_body(decision, leaf_hash)
-        if key is not None:
-            _store_reply(session, principal, key, path, fingerprint, 200, body, decision.id)
-        return body
-
+    write = _InlineWrite(services.audit, decision, principal, key, path, fingerprint)
     try:
-        # committed with the other decisions waiting for the write lock (group commit)
-        body = write_in_group(services.session_factory, write)
+        # committed with the other decisions written meanwhile (group commit)
+        body = await group_writer(services.session_factory, _write_inline).write(write)
     except IntegrityError:
         if key is None:
             raise
-        return _replay_after_race(services, principal, key, fingerprint)
+        return await to_thread.run_sync(_replay_after_race, services, principal, key, fingerprint)
     return Reply(200, body)
 
 
@@ -374,7 +414,9 @@ def _submit(
                 },
             }
             if key is not None:
-                _store_reply(session, principal, key, path, fingerprint, 202, body, decision.id)
+                session.add(
+                    _reply_record(principal, key, path, fingerprint, 202, body, decision.id)
+                )
     except IntegrityError:
         if key is None:
             raise
@@ -428,7 +470,7 @@ def run_job(services: Services, job_id: str) -> None:
             decision.status = "failed"
             decision.error = error
             decision.completed_at = utcnow()
-        _audit(services, session, decision)
+        append_decision_leaf(services.audit, session, decision)
 
 
 def lookup_kind(unit: str, kind: str) -> DecisionKind:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from nqba.finance.errors import OptimizationError
 
@@ -39,23 +40,7 @@ def highest_return_portfolio(
     return w, int(order[-1])
 
 
-def _next_event(
-    events: list[tuple[float, int, str]], lam: float, last_changed: int
-) -> tuple[float, int, str]:
-    """The event with the largest multiplier in (0, lam]; (0, -1, "") when there is none.
-
-    The asset changed by the previous event may not change back at the same multiplier,
-    which would cycle when two events coincide.
-    """
-    best: tuple[float, int, str] = (0.0, -1, "")
-    tol = 0.0 if math.isinf(lam) else 1e-12 * max(1.0, abs(lam))
-    for cand, asset, kind in events:
-        if not math.isfinite(cand) or cand <= best[0] or cand > lam + tol:
-            continue
-        if asset == last_changed and cand >= lam - tol:
-            continue
-        best = (cand, asset, kind)
-    return best
+_OK, _SINGULAR, _DEGENERATE, _NO_END = 0, 1, 2, 3
 
 
 def critical_line(
@@ -67,85 +52,195 @@ def critical_line(
     corner portfolio, optimal for min w'Sw/2 - lambda mu'w at lambda = lambdas[k] (the first
     corner, the highest-return portfolio, stays optimal for every larger lambda; the last,
     the minimum-variance portfolio, has lambda 0). Between two consecutive corners the frontier
-    weights are the affine interpolation (in expected return) of the two.
+    weights are the affine interpolation (in expected return) of the two. The walk runs in a
+    numba kernel: NumPy's per-call overhead made it most of a small decision's time.
     """
     n = len(mu)
     w, top = highest_return_portfolio(mu, lower, upper)
-    free = np.zeros(n, dtype=bool)
+    status, count, lambdas, corners, free = _walk(
+        np.ascontiguousarray(mu, dtype=np.float64),
+        np.ascontiguousarray(cov, dtype=np.float64),
+        np.ascontiguousarray(lower, dtype=np.float64),
+        np.ascontiguousarray(upper, dtype=np.float64),
+        w,
+        top,
+        10 * n + 10,
+    )
+    if status == _SINGULAR:
+        raise OptimizationError(
+            "critical line: the covariance is singular on the assets between their bounds "
+            f"(positions {[int(i) for i in np.flatnonzero(free)][:8]}); use method='parametric'"
+        )
+    if status == _DEGENERATE:
+        raise OptimizationError(
+            "critical line: every asset sits at a bound (degenerate bounds); use "
+            "method='parametric'"
+        )
+    if status == _NO_END:
+        raise OptimizationError("critical line did not reach the minimum-variance portfolio")
+    return lambdas[:count].copy(), corners[:count].copy()
+
+
+@njit(cache=True)
+def _solve_kkt(kkt: np.ndarray, rhs: np.ndarray) -> bool:
+    """Solve ``kkt x = rhs`` in place (rhs becomes x) by Gaussian elimination with partial
+    pivoting, as LAPACK's gesv; False when a pivot is exactly zero (singular)."""
+    m = kkt.shape[0]
+    for col in range(m):
+        pivot = col
+        for r in range(col + 1, m):
+            if abs(kkt[r, col]) > abs(kkt[pivot, col]):
+                pivot = r
+        if kkt[pivot, col] == 0.0:
+            return False
+        if pivot != col:
+            for c in range(m):
+                kkt[col, c], kkt[pivot, c] = kkt[pivot, c], kkt[col, c]
+            for c in range(rhs.shape[1]):
+                rhs[col, c], rhs[pivot, c] = rhs[pivot, c], rhs[col, c]
+        for r in range(col + 1, m):
+            f = kkt[r, col] / kkt[col, col]
+            if f != 0.0:
+                for c in range(col, m):
+                    kkt[r, c] -= f * kkt[col, c]
+                for c in range(rhs.shape[1]):
+                    rhs[r, c] -= f * rhs[col, c]
+    for col in range(m - 1, -1, -1):
+        for c in range(rhs.shape[1]):
+            acc = rhs[col, c]
+            for k in range(col + 1, m):
+                acc -= kkt[col, k] * rhs[k, c]
+            rhs[col, c] = acc / kkt[col, col]
+    return True
+
+
+@njit(cache=True)
+def _walk(
+    mu: np.ndarray,
+    cov: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    w: np.ndarray,
+    top: int,
+    max_steps: int,
+) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
+    """The corners from the highest-return portfolio ``w`` (asset ``top`` free) down to the
+    minimum-variance one: (status, count, lambdas, corners, free assets at the end).
+
+    Each step solves the KKT system of the free assets, S_FF w_F + gamma 1 = lam mu_F - S_FB
+    w_B and 1'w_F = 1 - 1'w_B, for w_F(lam) = a + lam b, and moves lam down to the next event:
+    the largest multiplier in (0, lam] at which a free asset reaches a bound or a bounded
+    one's gradient c + lam d changes sign (it comes free). The asset changed by the previous
+    event may not change back at the same multiplier, which would cycle when two coincide.
+    """
+    n = mu.shape[0]
+    free = np.zeros(n, dtype=np.bool_)
     free[top] = True
-    lambdas: list[float] = [math.inf]
-    corners: list[np.ndarray] = [w.copy()]
-    lam = math.inf
+    lambdas = np.empty(max_steps + 2)
+    corners = np.empty((max_steps + 2, n))
+    lambdas[0] = np.inf
+    corners[0] = w
+    count = 1
+    lam = np.inf
     last_changed = -1
-    for _ in range(10 * n + 10):
+    for _ in range(max_steps):
         f_idx = np.flatnonzero(free)
         b_idx = np.flatnonzero(~free)
-        nf = len(f_idx)
+        nf, nb = f_idx.shape[0], b_idx.shape[0]
         if nf == 0:
-            raise OptimizationError(
-                "critical line: every asset sits at a bound (degenerate bounds); use "
-                "method='parametric'"
-            )
-        # KKT on the free assets: S_FF w_F + gamma 1 = lam mu_F - S_FB w_B, 1'w_F = 1 - 1'w_B.
-        cov_f, cov_b = cov[f_idx], cov[b_idx]  # rows; np.ix_ costs more than it saves here
+            return _DEGENERATE, count, lambdas, corners, free
         kkt = np.zeros((nf + 1, nf + 1))
-        kkt[:nf, :nf] = cov_f[:, f_idx]
-        kkt[:nf, nf] = 1.0
-        kkt[nf, :nf] = 1.0
-        w_b = w[b_idx]
         rhs = np.zeros((nf + 1, 2))
-        rhs[:nf, 0] = -cov_f[:, b_idx] @ w_b
-        rhs[nf, 0] = 1.0 - float(w_b.sum())
-        rhs[:nf, 1] = mu[f_idx]
-        try:
-            sol = np.linalg.solve(kkt, rhs)
-        except np.linalg.LinAlgError as exc:
-            raise OptimizationError(
-                "critical line: the covariance is singular on the assets between their bounds "
-                f"(positions {[int(i) for i in f_idx][:8]}); use method='parametric'"
-            ) from exc
-        a, b = sol[:nf, 0], sol[:nf, 1]  # w_F(lam) = a + lam b
-        g0, g1 = sol[nf, 0], sol[nf, 1]  # gamma(lam) = g0 + lam g1
-        # Gradient of the bounded assets: c + lam d; >= 0 at a lower bound, <= 0 at an upper.
-        cov_bf = cov_b[:, f_idx]
-        c = cov_bf @ a + cov_b[:, b_idx] @ w_b + g0
-        d = cov_bf @ b - mu[b_idx] + g1
-        events: list[tuple[float, int, str]] = []
-        b_tiny = 1e-13 * float(np.max(np.abs(b)))
-        for j, i in enumerate(f_idx):  # a free asset reaches a bound as lam falls
-            if b[j] > b_tiny:
-                events.append(((lower[i] - a[j]) / b[j], int(i), "lower"))
-            elif b[j] < -b_tiny:
-                events.append(((upper[i] - a[j]) / b[j], int(i), "upper"))
-        d_tiny = 1e-13 * float(np.max(np.abs(d), initial=0.0))
-        for j, i in enumerate(b_idx):  # a bounded asset's gradient changes sign: it frees up
+        budget = 1.0
+        for j in range(nb):
+            budget -= w[b_idx[j]]
+        for p in range(nf):
+            i = f_idx[p]
+            for q in range(nf):
+                kkt[p, q] = cov[i, f_idx[q]]
+            kkt[p, nf] = 1.0
+            kkt[nf, p] = 1.0
+            acc = 0.0
+            for j in range(nb):
+                acc += cov[i, b_idx[j]] * w[b_idx[j]]
+            rhs[p, 0] = -acc
+            rhs[p, 1] = mu[i]
+        rhs[nf, 0] = budget
+        if not _solve_kkt(kkt, rhs):
+            return _SINGULAR, count, lambdas, corners, free
+        a, b = rhs[:nf, 0], rhs[:nf, 1]  # w_F(lam) = a + lam b
+        g0, g1 = rhs[nf, 0], rhs[nf, 1]  # gamma(lam) = g0 + lam g1
+        tol = 0.0 if np.isinf(lam) else 1e-12 * max(1.0, abs(lam))
+        best_lam, best_asset, best_kind = 0.0, -1, 0  # kind: 1 lower, 2 upper, 3 free
+        b_max = 0.0
+        for p in range(nf):
+            b_max = max(b_max, abs(b[p]))
+        b_tiny = 1e-13 * b_max
+        for p in range(nf):  # a free asset reaches a bound as lam falls
+            i = f_idx[p]
+            kind = 0
+            cand = 0.0
+            if b[p] > b_tiny:
+                cand, kind = (lower[i] - a[p]) / b[p], 1
+            elif b[p] < -b_tiny:
+                cand, kind = (upper[i] - a[p]) / b[p], 2
+            if kind == 0 or not np.isfinite(cand) or cand <= best_lam or cand > lam + tol:
+                continue
+            if i == last_changed and cand >= lam - tol:
+                continue
+            best_lam, best_asset, best_kind = cand, i, kind
+        c = np.empty(nb)
+        d = np.empty(nb)
+        d_max = 0.0
+        for j in range(nb):  # bounded assets' gradient: >= 0 at a lower bound, <= 0 at an upper
+            i = b_idx[j]
+            cj, dj = g0, g1 - mu[i]
+            for p in range(nf):
+                cj += cov[i, f_idx[p]] * a[p]
+                dj += cov[i, f_idx[p]] * b[p]
+            for k in range(nb):
+                cj += cov[i, b_idx[k]] * w[b_idx[k]]
+            c[j], d[j] = cj, dj
+            d_max = max(d_max, abs(dj))
+        d_tiny = 1e-13 * d_max
+        for j in range(nb):  # a bounded asset's gradient changes sign: it frees up
+            i = b_idx[j]
             if upper[i] - lower[i] <= 1e-15:
                 continue
             at_lower = w[i] <= lower[i] + 0.5 * (upper[i] - lower[i])
-            if (at_lower and d[j] > d_tiny) or (not at_lower and d[j] < -d_tiny):
-                events.append((-c[j] / d[j], int(i), "free"))
-        best_lam, best_asset, best_kind = _next_event(events, lam, last_changed)
+            if not ((at_lower and d[j] > d_tiny) or (not at_lower and d[j] < -d_tiny)):
+                continue
+            cand = -c[j] / d[j]
+            if not np.isfinite(cand) or cand <= best_lam or cand > lam + tol:
+                continue
+            if i == last_changed and cand >= lam - tol:
+                continue
+            best_lam, best_asset, best_kind = cand, i, 3
         if best_asset < 0:  # no event before lam = 0: the last piece ends at min variance
-            w[f_idx] = a
-            lambdas.append(0.0)
-            corners.append(w.copy())
-            break
+            for p in range(nf):
+                w[f_idx[p]] = a[p]
+            lambdas[count] = 0.0
+            corners[count] = w
+            return _OK, count + 1, lambdas, corners, free
         lam = best_lam
-        w[f_idx] = a + lam * b
-        if best_kind == "free":
+        for p in range(nf):
+            w[f_idx[p]] = a[p] + lam * b[p]
+        if best_kind == 3:
             free[best_asset] = True
         else:
-            w[best_asset] = lower[best_asset] if best_kind == "lower" else upper[best_asset]
+            w[best_asset] = lower[best_asset] if best_kind == 1 else upper[best_asset]
             free[best_asset] = False
         last_changed = best_asset
-        if np.max(np.abs(w - corners[-1])) > 1e-15:
-            lambdas.append(lam)
-            corners.append(w.copy())
+        moved = 0.0
+        for i in range(n):
+            moved = max(moved, abs(w[i] - corners[count - 1, i]))
+        if moved > 1e-15:
+            lambdas[count] = lam
+            corners[count] = w
+            count += 1
         else:  # same portfolio (e.g. the first asset entering at the top): keep one copy
-            lambdas[-1] = lam
-    else:
-        raise OptimizationError("critical line did not reach the minimum-variance portfolio")
-    return np.array(lambdas), np.array(corners)
+            lambdas[count - 1] = lam
+    return _NO_END, count, lambdas, corners, free
 
 
 def interpolate_corners(corners: np.ndarray, mu: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -241,6 +241,27 @@ def _num_assets(request: Any) -> int:
     return len(request.market.assets)
 
 
+QUICK_MAX_ASSETS = 32
+"""Largest portfolio-optimization read off the critical line on the server's event loop."""
+
+
+def _quick_optimization(request: PortfolioOptimizationRequest) -> bool:
+    """Given moments, the automatic solver and bounds only: the critical line on a few dozen
+    assets, well under a millisecond (the cvxpy program, which a singular covariance still
+    falls back to, takes a few)."""
+    market, spec = request.market, request.spec
+    constraints = spec.constraints
+    return (
+        len(market.assets) <= QUICK_MAX_ASSETS
+        and market.prices is None
+        and spec.solver == "auto"
+        and not constraints.sectors
+        and constraints.max_turnover is None
+        and constraints.transaction_cost_rate == 0.0
+        and (constraints.leverage is None or constraints.long_only)
+    )
+
+
 def _no_time_limit(request: Any) -> float | None:
     return None
 
@@ -259,6 +280,7 @@ DECISION_KINDS = [
         requested_seconds=_no_time_limit,
         model_version=MODEL_VERSION,
         summary="Mean-variance portfolio: min variance, max Sharpe, targets or max utility.",
+        quick=_quick_optimization,
     ),
     DecisionKind(
         unit="finance",

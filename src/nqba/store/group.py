@@ -1,120 +1,155 @@
-"""Group commit: writes that queue for the write lock are committed together, one each.
+"""Group commit on the event loop: writes queued while one batch runs commit together.
 
 Every audited decision appends to one log, so its write transaction holds the database's one
-write lock (SQLite's, or the ``audit_head`` row lock on PostgreSQL). When writes arrive faster
-than one transaction each can commit, :func:`write_in_group` lets the first waiting thread
-run every write queued so far in a single transaction, each inside its own savepoint (a
-write with none queued beside it runs alone, without one): one lock hand-over and one commit
-for the batch, and a write that fails (an idempotency key raced, a bad row) is rolled back
-alone and raises in its own caller. A caller returns only
-after the transaction holding its write has committed.
+write lock (SQLite's, or the ``audit_head`` row lock on PostgreSQL). A :class:`GroupWriter`
+takes the writes of one process's event loop and runs them as batches: every write queued
+when a batch starts (at most ``MAX_BATCH``) goes into one transaction, through one call of the
+batch function, so a batch costs one lock hand-over, one commit and a few statements whatever
+its size. While a batch runs, new writes queue for the next one, so batches grow with the
+load. A caller gets its own result when the transaction holding its write has committed.
+
+If a batch fails (an idempotency key raced, a bad row), its transaction is rolled back and
+each of its writes is run again alone, in its own transaction: one write's error is raised in
+its own caller only, and never undoes another's.
+
+Where a batch runs: on SQLite, on the event loop itself when the database's writer lock is
+free at once (a local file write costs about what a thread hand-off does, and the batch does
+not then wait for the interpreter lock behind the loop), else in a worker thread that waits
+for it; on PostgreSQL, in a worker thread (the statements wait on the network).
 """
 
 from __future__ import annotations
 
-import os
-import threading
+import asyncio
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from anyio import to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
-from nqba.store.session import write_transaction
+from nqba.store.session import WriterBusyError, write_transaction
 
-T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 - the item type
+R = TypeVar("R")
 
 MAX_BATCH = 64
 """Writes per transaction at most, so one commit never waits on an unbounded batch."""
 
-
-class _Write(Generic[T]):
-    __slots__ = ("done", "error", "result", "work")
-
-    def __init__(self, work: Callable[[Session], T]) -> None:
-        self.work = work
-        self.done = False
-        self.result: T | None = None
-        self.error: BaseException | None = None
+BatchFunction = Callable[[Session, Sequence[I]], Sequence[R]]
+"""Writes the items in the session's transaction (not committing); one result per item."""
 
 
-class GroupWriter:
-    """Runs queued writes of one session factory in shared transactions (leader/followers).
+class GroupWriter(Generic[I, R]):
+    """Runs the writes of one event loop in batches (see the module's docstring)."""
 
-    A caller queues its write; if no batch is running it becomes the leader, takes every
-    write queued so far (at most ``MAX_BATCH``) and runs them; otherwise it waits until a
-    batch has committed its write, or until it may lead the next batch.
-    """
-
-    def __init__(self, factory: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        run_batch: BatchFunction[I, R],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         self.factory = factory
-        self.pid = os.getpid()
-        self._cond = threading.Condition()
-        self._pending: list[_Write[Any]] = []
-        self._leading = False
+        self.run_batch = run_batch
+        self.loop = loop
+        bind = factory.kw.get("bind")
+        self.on_loop_first = getattr(getattr(bind, "dialect", None), "name", "") == "sqlite"
+        self._pending: list[tuple[I, asyncio.Future[R]]] = []
+        self._running = False
+        self._thread_batch: asyncio.Task[None] | None = None  # kept: the loop holds tasks weakly
+        self.batches = 0
+        """Batches committed or failed so far (for tests and metrics)."""
 
-    def write(self, work: Callable[[Session], T]) -> T:
-        """Run ``work(session)`` in a committed write transaction shared with other writes."""
-        item: _Write[T] = _Write(work)
-        with self._cond:
-            self._pending.append(item)
-        while True:
-            with self._cond:
-                while self._leading and not item.done:
-                    self._cond.wait()
-                if item.done:
-                    break
-                self._leading = True
-                batch = self._pending[:MAX_BATCH]
-                del self._pending[:MAX_BATCH]
+    async def write(self, item: I) -> R:
+        """Write ``item`` in a committed transaction, possibly shared with other writes."""
+        future: asyncio.Future[R] = self.loop.create_future()
+        self._pending.append((item, future))
+        if not self._running:
+            self._running = True
+            # after the callbacks already due, so writes arriving in this pass join the batch
+            self.loop.call_soon(self._next)
+        return await future  # a cancelled caller's write still commits; nobody hears of it
+
+    def _next(self) -> None:
+        if not self._pending:
+            self._running = False
+            return
+        batch = self._pending[:MAX_BATCH]
+        del self._pending[:MAX_BATCH]
+        if self.on_loop_first:
             try:
-                self._run(batch)
-            finally:
-                with self._cond:
-                    self._leading = False
-                    self._cond.notify_all()
-        if item.error is not None:
-            raise item.error
-        return item.result  # type: ignore[return-value]
-
-    def _run(self, batch: list[_Write[Any]]) -> None:
-        try:
-            with write_transaction(self.factory) as session:
-                if len(batch) == 1:  # alone: its error rolls back the transaction, no savepoint
-                    batch[0].result = batch[0].work(session)
-                    return
-                for item in batch:
-                    savepoint = session.begin_nested()
-                    try:
-                        item.result = item.work(session)
-                        session.flush()
-                        savepoint.commit()
-                    except Exception as e:
-                        savepoint.rollback()
-                        item.error = e
-        except BaseException as e:  # BEGIN, the commit or a lone write failed: none of it holds
-            for item in batch:
-                if item.error is None:
-                    item.error = e
-                    item.result = None
-            if not isinstance(e, Exception):
+                results = self._run(batch, wait=False)
+            except WriterBusyError:
+                pass  # another process (or thread) is writing: wait for it off the loop
+            except BaseException as e:  # not a write's own error: fail the batch, go on
+                self._settle(batch, [e] * len(batch))
+                self.loop.call_soon(self._next)
                 raise
-        finally:
-            for item in batch:
-                item.done = True
+            else:
+                self._settle(batch, results)
+                self.loop.call_soon(self._next)
+                return
+        self._thread_batch = self.loop.create_task(self._in_thread(batch))
+
+    async def _in_thread(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
+        try:
+            results = await to_thread.run_sync(self._run, batch, True)
+        except BaseException as e:  # the thread could not be started or was cancelled
+            results = [e] * len(batch)
+        self._settle(batch, results)
+        self._next()
+
+    def _run(self, batch: list[tuple[I, asyncio.Future[R]]], wait: bool) -> list[R | BaseException]:
+        """The batch's results (or errors, one per item); WriterBusyError if not ``wait``."""
+        items = [item for item, _ in batch]
+        self.batches += 1
+        try:
+            with write_transaction(self.factory, wait=wait) as session:
+                results: list[R | BaseException] = list(self.run_batch(session, items))
+            return results
+        except WriterBusyError:
+            self.batches -= 1
+            raise
+        except Exception as e:
+            if len(items) == 1:
+                return [e]
+        alone: list[R | BaseException] = []
+        for item in items:  # the batch failed: each write alone, so an error stays its own
+            try:
+                with write_transaction(self.factory) as session:
+                    result = self.run_batch(session, [item])[0]
+            except Exception as e:
+                alone.append(e)
+            else:
+                alone.append(result)
+        return alone
+
+    @staticmethod
+    def _settle(
+        batch: list[tuple[I, asyncio.Future[R]]], results: Sequence[R | BaseException]
+    ) -> None:
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
 
 
-_writers: weakref.WeakKeyDictionary[sessionmaker[Session], GroupWriter] = (
+_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, int], Any]] = (
     weakref.WeakKeyDictionary()
 )
-_writers_guard = threading.Lock()
 
 
-def write_in_group(factory: sessionmaker[Session], work: Callable[[Session], T]) -> T:
-    """``work(session)`` in a committed write transaction, possibly shared with other writes
-    of this process (see the module's docstring); its own errors are raised here."""
-    with _writers_guard:
-        writer = _writers.get(factory)
-        if writer is None or writer.pid != os.getpid():
-            writer = _writers[factory] = GroupWriter(factory)
-    return writer.write(work)
+def group_writer(
+    factory: sessionmaker[Session], run_batch: BatchFunction[I, R]
+) -> GroupWriter[I, R]:
+    """The writer of ``run_batch`` on ``factory`` for the running event loop (made once)."""
+    loop = asyncio.get_running_loop()
+    by_key = _writers.setdefault(loop, {})
+    key = (id(factory), id(run_batch))
+    writer: GroupWriter[I, R] | None = by_key.get(key)
+    if writer is None or writer.factory is not factory or writer.run_batch is not run_batch:
+        writer = by_key[key] = GroupWriter(factory, run_batch, loop)
+    return writer

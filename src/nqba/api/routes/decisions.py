@@ -72,7 +72,7 @@ def _summary(decision: Decision, leaf: AuditLeaf | None, job_id: str | None) -> 
     responses={202: {"model": JobAccepted, "description": "Queued as a job"}},
     summary="Make any unit's decision by name",
 )
-def decision_engine(
+async def decision_engine(
     body: GenericDecisionRequest,
     request: Request,
     response: Response,
@@ -80,7 +80,10 @@ def decision_engine(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """Dispatch ``payload`` to the unit's decision ``kind``; the same as the unit's endpoint."""
+    """Dispatch ``payload`` to the unit's decision ``kind``; the same as the unit's endpoint.
+
+    Async, as every decision endpoint: ``answer`` runs quick decisions on the event loop and
+    the rest in worker threads."""
     if body.unit in UNITS and not principal.can(decide_permission(body.unit)):
         raise ForbiddenError(
             f"role {principal.role.value!r} lacks the permission {body.unit}:decide"
@@ -99,7 +102,7 @@ def decision_engine(
         ]
         reason = "; ".join(f"{'.'.join(str(p) for p in d['loc'])}: {d['msg']}" for d in details[:5])
         raise ApiError(reason, status=422, code="invalid_request", details=details) from None
-    return answer(
+    return await answer(
         services,
         principal,
         kind,
