@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from nqba.audit.log import AuditLog
@@ -17,7 +18,12 @@ from nqba.config import Settings, get_settings
 from nqba.jobs import JobRunner, make_runner
 from nqba.store.cache import Cache, make_cache
 from nqba.store.migrate import upgrade
-from nqba.store.session import make_engine, make_session_factory
+from nqba.store.session import (
+    WAL_BACKSTOP_PAGES,
+    WalCheckpointer,
+    make_engine,
+    make_session_factory,
+)
 
 
 @dataclass
@@ -41,13 +47,20 @@ class Services:
         self.engine.dispose()
 
 
-def build_services(settings: Settings | None = None, *, migrate: bool = False) -> Services:
+def build_services(
+    settings: Settings | None = None, *, migrate: bool = False, server: bool = False
+) -> Services:
     """Build every service from ``settings`` (the environment by default).
 
     ``migrate`` brings the database to the latest schema first (``nqba serve`` does).
+    ``server``: a server process; on a SQLite file, its WAL is checkpointed by a background
+    thread rather than in the commits of its decisions (:class:`WalCheckpointer`).
     """
     settings = settings or get_settings()
-    engine = make_engine(settings.database_url)
+    checkpoint = server and _is_sqlite_file(settings.database_url)
+    engine = make_engine(
+        settings.database_url, wal_autocheckpoint=WAL_BACKSTOP_PAGES if checkpoint else None
+    )
     if migrate:
         upgrade(engine)
     factory = make_session_factory(engine)
@@ -62,4 +75,18 @@ def build_services(settings: Settings | None = None, *, migrate: bool = False) -
 
     runner = make_runner(settings, factory, work)
     services = Services(settings, engine, factory, audit, cache, runner)
+    if checkpoint:
+        checkpointer = WalCheckpointer(engine)
+        checkpointer.start()
+        services._closers.append(checkpointer.stop)
     return services
+
+
+def _is_sqlite_file(url: str) -> bool:
+    parsed = make_url(url)
+    database = parsed.database or ""
+    return (
+        parsed.get_backend_name() == "sqlite"
+        and database not in ("", ":memory:")
+        and ("mode=memory" not in url)
+    )

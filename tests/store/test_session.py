@@ -1,4 +1,5 @@
-"""SQLite writers queue on the database's writer lock: threads, other engines and processes."""
+"""SQLite writers queue on the database's writer lock (threads, other engines, processes); a
+server checkpoints the log in a background thread."""
 
 from __future__ import annotations
 
@@ -13,16 +14,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from nqba.services import build_services
 from nqba.store import session as store_session
 from nqba.store.migrate import upgrade
 from nqba.store.models import Organisation
 from nqba.store.session import (
+    WAL_BACKSTOP_PAGES,
+    WalCheckpointer,
     insert_rows,
     make_engine,
     make_session_factory,
     read_session,
     write_transaction,
 )
+from tests.support.platform import platform_settings
 
 WRITER = """
 import sys, time
@@ -156,3 +161,40 @@ def test_insert_rows_writes_the_row_at_once_with_the_python_defaults(database_ur
     with read_session(factory) as session:
         assert session.get_one(Organisation, org.id).created_at == org.created_at
     engine.dispose()
+
+
+def test_with_a_background_checkpointer_no_commit_copies_the_log_back(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    engine = make_engine(f"sqlite:///{path}", wal_autocheckpoint=WAL_BACKSTOP_PAGES)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE blob (id INTEGER PRIMARY KEY, data BLOB)"))
+    checkpointer = WalCheckpointer(engine, interval_s=3600)
+    checkpointer.checkpoint_now()
+    size_before = path.stat().st_size
+    factory = make_session_factory(engine)
+    for _ in range(60):  # about 3000 pages: SQLite's default would have checkpointed 3 times
+        with write_transaction(factory) as session:
+            session.execute(text("INSERT INTO blob (data) VALUES (randomblob(200000))"))
+    assert path.stat().st_size == size_before  # every page is still in the log only
+    checkpointer.checkpoint_now()
+    assert path.stat().st_size > size_before + 10_000_000
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM blob").scalar_one() == 60
+    engine.dispose()
+
+
+def test_a_server_on_a_sqlite_file_checkpoints_in_a_thread_it_stops_at_close(
+    tmp_path: Path,
+) -> None:
+    services = build_services(
+        platform_settings(f"sqlite:///{tmp_path / 'db.sqlite'}"), migrate=True, server=True
+    )
+    try:
+        names = [t.name for t in threading.enumerate()]
+        assert "nqba-wal-checkpoint" in names
+        with services.engine.connect() as conn:
+            pages = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
+        assert pages == WAL_BACKSTOP_PAGES
+    finally:
+        services.close()
+    assert "nqba-wal-checkpoint" not in [t.name for t in threading.enumerate()]

@@ -69,7 +69,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
-        app.state.services = services or build_services(settings, migrate=True)
+        app.state.services = services or build_services(
+            settings, migrate=True, server=server_process
+        )
         if owned:  # each server process (uvicorn worker) sets up its own log handlers
             configure_logging(json_lines=app.state.services.settings.log_json)
         if owned and app.state.services.settings.jobs == "inprocess":
