@@ -25,7 +25,7 @@ def _counting_decode(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tokens.jwt, "decode", counted)
+    monkeypatch.setattr(jwt, "decode", counted)
     return calls
 
 
@@ -46,7 +46,7 @@ def test_a_cached_token_past_its_expiry_is_refused(monkeypatch: pytest.MonkeyPat
     token = issue_access_token(settings, PRINCIPAL)
     decode_access_token(settings, token)
     later = time.time() + 61
-    monkeypatch.setattr(tokens.time, "time", lambda: later)
+    monkeypatch.setattr(time, "time", lambda: later)
     with pytest.raises(InvalidCredentialsError, match="expired"):
         decode_access_token(settings, token)
     assert (settings.secret_key, token) not in tokens._verified

@@ -58,6 +58,10 @@ class DecisionKind:
     summary: str
     solver_modules: tuple[str, ...] = ()
     """Modules ``run`` imports on its first call (the solvers); a server imports them at start."""
+    warm_up: Callable[[], None] = field(default=lambda: None)
+    """Runs once when a server starts, before it freezes its start-up heap: whatever the
+    first decision would set up (a numba kernel loaded from its cache initialises numba's
+    typing context, some 50,000 objects that a full collection would walk from then on)."""
     quick: Callable[[Any], bool] = field(default=lambda request: False)
     """Whether deciding this request is known to take about a millisecond of CPU at most: a
     server then runs it on its event loop, sparing the hand-off to a worker thread and back.
@@ -81,10 +85,12 @@ def _load() -> dict[tuple[str, str], DecisionKind]:
 
 
 def import_solver_modules() -> None:
-    """Import every kind's ``solver_modules`` now rather than in the first request of each."""
+    """Import every kind's ``solver_modules`` and run its ``warm_up`` now, rather than in the
+    first request of each."""
     for kind in _load().values():
         for name in kind.solver_modules:
             importlib.import_module(name)
+        kind.warm_up()
 
 
 def decision_kinds() -> list[DecisionKind]:

@@ -241,6 +241,13 @@ def _num_assets(request: Any) -> int:
     return len(request.market.assets)
 
 
+def _warm_up_optimization() -> None:
+    """One small portfolio through the critical line, so its numba kernel is loaded."""
+    from nqba.finance.cla import critical_line
+
+    critical_line(np.array([0.1, 0.05]), np.diag([0.04, 0.01]), np.zeros(2), np.ones(2))
+
+
 QUICK_MAX_ASSETS = 32
 """Largest portfolio-optimization read off the critical line on the server's event loop."""
 
@@ -281,6 +288,7 @@ DECISION_KINDS = [
         model_version=MODEL_VERSION,
         summary="Mean-variance portfolio: min variance, max Sharpe, targets or max utility.",
         quick=_quick_optimization,
+        warm_up=_warm_up_optimization,
     ),
     DecisionKind(
         unit="finance",

@@ -14,7 +14,8 @@ _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id and extras."""
+    """One JSON object per line: time, level, logger, message, process id, request id and
+    extras."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, object] = {
@@ -22,6 +23,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which worker of a multi-process server
         }
         request_id = getattr(record, "request_id", None) or request_id_var.get()
         if request_id:
