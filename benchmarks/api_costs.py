@@ -368,13 +368,14 @@ def concurrent_write_part(
 
             def writer(gate: threading.Lock | None, latencies: list[float]) -> None:
                 for _ in range(per_thread):
-                    decision = _new_decision(principal, decision_kind, inputs, digest(inputs))
+                    draft = _new_decision(principal, decision_kind, inputs, digest(inputs))
                     start = time.perf_counter()
                     with (
                         gate if gate is not None else contextlib.nullcontext(),
                         write_transaction(services.session_factory) as session,
                     ):
-                        _complete(decision, outcome, 0.004)
+                        _complete(draft, outcome, 0.004)
+                        decision = draft.as_decision()
                         session.add(decision)
                         append_decision_leaf(services.audit, session, decision)
                     latencies.append(time.perf_counter() - start)

@@ -21,7 +21,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nqba.authz import Principal
-from nqba.decisions.records import append_decision_leaf, append_decision_leaves, digest
+from nqba.decisions.records import (
+    AnyDecision,
+    DecisionDraft,
+    append_decision_leaf,
+    append_decision_leaves,
+    digest,
+)
 from nqba.decisions.registry import (
     DecisionKind,
     Outcome,
@@ -54,7 +60,7 @@ from nqba.jobs.runners import enqueue_after_commit
 from nqba.store.base import new_id, utcnow
 from nqba.store.group import group_writer
 from nqba.store.models import Decision, IdempotencyRecord
-from nqba.store.session import insert_rows, read_session, write_transaction
+from nqba.store.session import insert_rows, insert_values, read_session, write_transaction
 from nqba.telemetry.metrics import DECISION_LATENCY, SOLVER_SECONDS
 from nqba.telemetry.tracing import span
 
@@ -225,9 +231,9 @@ def _job_reason(services: Services, kind: DecisionKind, request: BaseModel) -> s
 
 def _new_decision(
     principal: Principal, kind: DecisionKind, inputs: dict[str, Any], inputs_digest: str
-) -> Decision:
-    """A queued decision row (not yet added to a session)."""
-    return Decision(
+) -> DecisionDraft:
+    """A queued decision, not yet stored."""
+    return DecisionDraft(
         id=new_id(),
         organisation_id=principal.organisation_id,
         unit=kind.unit,
@@ -264,7 +270,7 @@ def _run(kind: DecisionKind, request: BaseModel, progress: Progress) -> tuple[Ou
     return outcome, elapsed
 
 
-def _complete(decision: Decision, outcome: Outcome, elapsed: float) -> None:
+def _complete(decision: AnyDecision, outcome: Outcome, elapsed: float) -> None:
     decision.status = "succeeded"
     decision.outputs = outcome.outputs
     decision.solver = outcome.solver
@@ -274,7 +280,7 @@ def _complete(decision: Decision, outcome: Outcome, elapsed: float) -> None:
     decision.completed_at = utcnow()
 
 
-def response_body(decision: Decision, leaf_hash: bytes) -> dict[str, Any]:
+def response_body(decision: AnyDecision, leaf_hash: bytes) -> dict[str, Any]:
     """The JSON answer of an inline decision (also what an idempotent retry replays)."""
     assert decision.audit_seq is not None
     return {
@@ -333,7 +339,7 @@ class _InlineWrite:
     """What an inline decision writes: its row, its leaf, and the answer a key replays."""
 
     audit: AuditLog
-    decision: Decision
+    decision: DecisionDraft
     principal: Principal
     key: str | None
     path: str
@@ -345,7 +351,7 @@ def _write_inline(session: Session, writes: Sequence[_InlineWrite]) -> list[dict
     ``session``'s transaction: a few statements for the whole batch. Their answers, in order."""
     decisions = [w.decision for w in writes]
     leaves = append_decision_leaves(writes[0].audit, session, decisions)  # sets audit_seq
-    insert_rows(session, decisions)  # the rows are not changed after this
+    insert_values(session, Decision, [d.row() for d in decisions])
     bodies = [response_body(d, leaf.leaf_hash) for d, leaf in zip(decisions, leaves, strict=True)]
     replies = [
         _reply_record(w.principal, w.key, w.path, w.fingerprint, 200, body, w.decision.id)
@@ -361,7 +367,7 @@ async def _decide_inline(
     principal: Principal,
     kind: DecisionKind,
     request: BaseModel,
-    decision: Decision,
+    decision: DecisionDraft,
     fingerprint: str,
     key: str | None,
     path: str,
@@ -385,7 +391,7 @@ async def _decide_inline(
 def _submit(
     services: Services,
     principal: Principal,
-    decision: Decision,
+    decision: DecisionDraft,
     fingerprint: str,
     key: str | None,
     reason: str,
@@ -393,7 +399,7 @@ def _submit(
 ) -> Reply:
     try:
         with write_transaction(services.session_factory) as session:
-            session.add(decision)
+            session.add(decision.as_decision())
             session.flush()
             job = create_job(
                 session,

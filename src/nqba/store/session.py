@@ -290,6 +290,14 @@ def insert_rows(session: Session, objs: Sequence[Base]) -> None:
     session.connection().execute(table.insert(), rows if len(rows) > 1 else rows[0])
 
 
+def insert_values(session: Session, cls: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT ``rows`` (column key to value, every column given) into ``cls``'s table now, with
+    one Core statement; for rows built without mapped objects."""
+    if rows:
+        table, _ = _insert_plan(cls)
+        session.connection().execute(table.insert(), list(rows) if len(rows) > 1 else rows[0])
+
+
 _Column = tuple[str, str, Callable[[], Any] | None, bool]
 
 
