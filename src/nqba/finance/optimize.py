@@ -405,8 +405,14 @@ def evaluate_portfolio(
     cov: np.ndarray,
     rc: ResolvedConstraints,
     risk_free_rate: float,
+    violations: list[str] | None = None,
 ) -> PortfolioPerformance:
-    """Return, volatility, costs and Sharpe of weights ``w`` on the given mu and cov."""
+    """Return, volatility, costs and Sharpe of weights ``w`` on the given mu and cov.
+
+    ``violations``: ``constraint_violations(w, rc)`` when the caller has it already.
+    """
+    if violations is None:
+        violations = constraint_violations(w, rc)
     expected = float(mu @ w)
     vol = math.sqrt(max(float(w @ cov @ w), 0.0))
     turnover = float(np.abs(w - rc.start).sum())
@@ -414,14 +420,14 @@ def evaluate_portfolio(
     net = expected - cost
     return PortfolioPerformance(
         name=name,
-        weights={a: float(x) for a, x in zip(rc.names, w, strict=True)},
+        weights=dict(zip(rc.names, w.tolist(), strict=True)),
         expected_return=expected,
         volatility=vol,
         turnover=turnover,
         transaction_cost=cost,
         net_expected_return=net,
         sharpe=(net - risk_free_rate) / vol if vol > 0.0 else None,
-        meets_constraints=not constraint_violations(w, rc),
+        meets_constraints=not violations,
     )
 
 
@@ -800,18 +806,23 @@ def optimize_portfolio(
     seconds = time.perf_counter() - start
     weights = np.clip(weights, rc.lower, rc.upper)
     weights[np.abs(weights) < 1e-12] = 0.0
-    plan_eval = evaluate_portfolio("plan", weights, mu_arr, cov_arr, rc, spec.risk_free_rate)
     broken = constraint_violations(weights, rc)
+    plan_eval = evaluate_portfolio(
+        "plan", weights, mu_arr, cov_arr, rc, spec.risk_free_rate, violations=broken
+    )
     if broken:
         notes.append(f"solution misses {', '.join(broken)} by more than {FEASIBILITY_TOL:g}")
     if rc.current is not None:
         base_w, base_name = rc.current, "current_holdings"
     else:
         base_w, base_name = np.full(len(names), 1.0 / len(names)), "equal_weight"
-    baseline = evaluate_portfolio(base_name, base_w, mu_arr, cov_arr, rc, spec.risk_free_rate)
-    if not baseline.meets_constraints:
+    base_broken = constraint_violations(base_w, rc)
+    baseline = evaluate_portfolio(
+        base_name, base_w, mu_arr, cov_arr, rc, spec.risk_free_rate, violations=base_broken
+    )
+    if base_broken:
         notes.append(
-            f"baseline {base_name} breaks {', '.join(constraint_violations(base_w, rc))}; "
+            f"baseline {base_name} breaks {', '.join(base_broken)}; "
             "it is reported for comparison only"
         )
     sharpe_gain = (

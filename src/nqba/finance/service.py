@@ -136,11 +136,12 @@ def optimize(request: PortfolioOptimizationRequest, progress: Progress) -> Outco
     if market.notes:
         plan = plan.model_copy(update={"notes": market.notes + plan.notes})
     total = time.perf_counter() - start
+    outputs = plan.model_dump(mode="json")
     return Outcome(
-        outputs=plan.model_dump(mode="json"),
+        outputs=outputs,
         solver=plan.solver,
         objective=_objective_value(plan),
-        baseline=plan.baseline.model_dump(mode="json"),
+        baseline=dict(outputs["baseline"]),
         timings={"solve_s": plan.solve_seconds, "total_s": total},
     )
 
