@@ -23,8 +23,9 @@ the same answer:
    from the compact range the head keeps since 0665a00.
    Also 16 threads writing decisions at once (as the API's thread pool does), with and
    without a process-wide lock taken before the write transaction.
-4. Small per-request costs: JWT decode, the access-log line, the response body's JSON
-   (stdlib json as Starlette's JSONResponse uses it, and orjson), the request digest.
+4. Small per-request costs: JWT verification and a cached token, the access-log line, the
+   response body's JSON (stdlib json as Starlette's JSONResponse uses it, and pydantic-core
+   as the decision answers are written), the request digest.
 
 Run: ``.venv/bin/python benchmarks/api_costs.py [--repeats N] [--database sqlite|postgresql|both]
 [--json out.json]``
@@ -54,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
+import pydantic_core
 import scipy.sparse as sp
 import sqlalchemy
 from rich.console import Console
@@ -69,6 +70,7 @@ from benchmarks.api_load import source_commit
 from nqba.audit import merkle
 from nqba.audit import repository as audit_repo
 from nqba.auth.service import create_organisation, create_user, principal_of
+from nqba.auth.tokens import _verify as verify_token
 from nqba.auth.tokens import decode_access_token, issue_access_token
 from nqba.authz import Role
 from nqba.config import Settings
@@ -500,10 +502,12 @@ def small_part(repeats: int) -> list[dict[str, Any]]:
         ).encode("utf-8")
 
     cases: list[tuple[str, Callable[[], Any]]] = [
-        ("JWT decode (HS256, PyJWT)", lambda: decode_access_token(settings, token)),
-        ("access log line (JsonFormatter, stdlib json)", log_line),
+        ("JWT verify, first sight (HS256, PyJWT)", lambda: verify_token(settings, token)),
+        ("JWT, a token verified before (cache)", lambda: decode_access_token(settings, token)),
+        ("access log line (JsonFormatter)", log_line),
         ("response body, stdlib json (Starlette JSONResponse)", stdlib_json),
-        ("response body, orjson", lambda: orjson.dumps(body)),
+        ("response body, pydantic-core (DecisionJSONResponse)",
+         lambda: pydantic_core.to_json(body)),
         ("inputs digest (canonical JSON + SHA-256)", lambda: digest(inputs)),
         ("request validation (pydantic model_validate)",
          lambda: PortfolioOptimizationRequest.model_validate(REQUEST)),
