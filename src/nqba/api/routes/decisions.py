@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from nqba.api.decide import IdempotencyKey, answer
+from nqba.api.decide import DecisionRoute, IdempotencyKey, answer
 from nqba.api.deps import ServicesDep, SessionDep
 from nqba.api.errors import (
     ERROR_RESPONSES,
@@ -64,14 +64,6 @@ def _summary(decision: Decision, leaf: AuditLeaf | None, job_id: str | None) -> 
     }
 
 
-@router.post(
-    "/api/v1/nqba/decision-engine",
-    tags=["nqba"],
-    status_code=200,
-    response_model=DecisionResponse[dict[str, Any]],
-    responses={202: {"model": JobAccepted, "description": "Queued as a job"}},
-    summary="Make any unit's decision by name",
-)
 async def decision_engine(
     body: GenericDecisionRequest,
     request: Request,
@@ -111,6 +103,19 @@ async def decision_engine(
         idempotency_key=idempotency_key,
         response=response,
     )
+
+
+router.add_api_route(
+    "/api/v1/nqba/decision-engine",
+    decision_engine,
+    methods=["POST"],
+    tags=["nqba"],
+    status_code=200,
+    response_model=DecisionResponse[dict[str, Any]],
+    responses={202: {"model": JobAccepted, "description": "Queued as a job"}},
+    summary="Make any unit's decision by name",
+    route_class_override=DecisionRoute,
+)
 
 
 @router.get(
