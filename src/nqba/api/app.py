@@ -43,12 +43,12 @@ def _routers() -> list[Any]:
     from nqba.api.routes import audit, auth, decisions, engine, health, jobs
     from nqba.finance import endpoints as finance_endpoints
 
-    return [
-        health.router,
-        auth.router,
-        decisions.router,
+    return [  # the decision routes first: a request is matched against routes in order
         finance_endpoints.router,
         engine.router,
+        decisions.router,
+        health.router,
+        auth.router,
         jobs.router,
         audit.router,
     ]
