@@ -26,14 +26,19 @@ the same answer:
 4. Small per-request costs: JWT verification and a cached token, the access-log line, the
    response body's JSON (stdlib json as Starlette's JSONResponse uses it, and pydantic-core
    as the decision answers are written), the request digest.
+5. A whole decision request over ASGI in this process (middleware, routing, guard, body,
+   decision, its write on SQLite, the answer), through its ``DecisionRoute`` and through the
+   same endpoint mounted as FastAPI's ``APIRoute`` (the general dependency solver the route
+   replaced), alternating request by request so both see the same machine.
 
 Run: ``.venv/bin/python benchmarks/api_costs.py [--repeats N] [--database sqlite|postgresql|both]
-[--json out.json]``
+[--parts solve,write,concurrent,checkpoint,small,route] [--json out.json]``
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -50,7 +55,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +63,8 @@ import numpy as np
 import pydantic_core
 import scipy.sparse as sp
 import sqlalchemy
+from fastapi import APIRouter
+from fastapi.routing import APIRoute
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import insert
@@ -67,6 +74,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.api_load import source_commit
 
+from nqba.api.app import create_app
+from nqba.api.decide import DecisionRoute
 from nqba.audit import merkle
 from nqba.audit import repository as audit_repo
 from nqba.auth.service import create_organisation, create_user, principal_of
@@ -82,6 +91,7 @@ from nqba.decisions.service import (
     _new_decision,
     _write_inline,
 )
+from nqba.finance import endpoints as finance_endpoints
 from nqba.finance.cla import critical_line
 from nqba.finance.optimize import _build, as_mean_cov, resolve_constraints, solve_problem
 from nqba.finance.schemas import PortfolioOptimizationRequest
@@ -269,7 +279,7 @@ def _secrets() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def platform_on(kind: str, folder: Path) -> Iterator[tuple[Services, Any]]:
+def platform_on(kind: str, folder: Path, **settings: Any) -> Iterator[tuple[Services, Any]]:
     """Migrated services on a fresh database of ``kind`` and an analyst principal."""
     schema = None
     admin = sqlalchemy.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
@@ -280,7 +290,7 @@ def platform_on(kind: str, folder: Path) -> Iterator[tuple[Services, Any]]:
         with admin.begin() as conn:
             conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
         url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    services = build_services(Settings(database_url=url, **_secrets()), migrate=True)
+    services = build_services(Settings(database_url=url, **_secrets(), **settings), migrate=True)
     try:
         with services.session_factory.begin() as session:
             org = create_organisation(session, "costs")
@@ -521,6 +531,82 @@ def small_part(repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
+DECISION_PATH = "/api/v1/goliath/portfolio-optimization"
+
+
+def route_part(repeats: int, folder: Path) -> list[dict[str, Any]]:
+    """One decision request over ASGI, through its DecisionRoute and through the same endpoint
+    as a FastAPI APIRoute under /reference, alternating; both write their decision."""
+    with platform_on("sqlite", folder, rate_limit_per_minute=0) as (services, principal):
+        app = create_app(services)
+        route = next(
+            r
+            for r in finance_endpoints.router.routes
+            if isinstance(r, DecisionRoute) and r.path == DECISION_PATH
+        )
+        reference = APIRouter(prefix="/reference")
+        reference.add_api_route(
+            route.path,
+            route.endpoint,
+            methods=["POST"],
+            response_class=route.response_class,
+            route_class_override=APIRoute,
+        )
+        app.include_router(reference)
+        body = json.dumps(REQUEST).encode()
+        token = issue_access_token(services.settings, principal)
+        headers = [
+            (b"host", b"costs"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+
+        async def post(path: str) -> None:
+            scope = {
+                "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+                "query_string": b"", "root_path": "", "headers": headers,
+                "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+            }  # fmt: skip
+            sent = []
+
+            async def receive() -> dict[str, Any]:
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            async def send(message: MutableMapping[str, Any]) -> None:
+                sent.append(message)
+
+            await app(scope, receive, send)
+            if sent[0]["status"] != 200:
+                raise RuntimeError(f"{path} answered {sent[0]['status']}: {sent[-1]}")
+
+        async def alternate() -> dict[str, tuple[list[float], list[float]]]:
+            paths = {"DecisionRoute": DECISION_PATH, "APIRoute": "/reference" + DECISION_PATH}
+            times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in paths}
+            for i in range(repeats * 10 + 50):
+                for label, path in paths.items():
+                    start, cpu0 = time.perf_counter(), time.thread_time()
+                    await post(path)
+                    if i >= 50:  # warm-up
+                        times[label][0].append(time.perf_counter() - start)
+                        times[label][1].append(time.thread_time() - cpu0)
+            return times
+
+        times = asyncio.run(alternate())
+    rows = []
+    for label, (wall, cpu) in times.items():
+        rows.append(
+            {
+                "route": label,
+                "requests": len(wall),
+                "median_ms": 1000 * statistics.median(wall),
+                "cpu_ms": 1000 * statistics.median(cpu),
+            }
+        )
+    return rows
+
+
 def print_tables(result: dict[str, Any]) -> None:
     """The measured tables."""
     table = Table(title="solve: the decision kind and the same QP solved other ways")
@@ -529,14 +615,16 @@ def print_tables(result: dict[str, Any]) -> None:
     for r in result["solve"]:
         table.add_row(r["step"], f"{r['median_ms']:.3f}", f"{r['p99_ms']:.3f}",
                       f"{r['cpu_ms']:.3f}", f"{r['max_weight_diff']:.1e}")  # fmt: skip
-    console.print(table)
+    if result["solve"]:
+        console.print(table)
     table = Table(title="write transaction: decision row + audit leaf + head, committed")
     for col in ("database", "variant", "median ms", "p99 ms", "CPU ms (median, this process)"):
         table.add_column(col, justify="right")
     for r in result["write"]:
         table.add_row(r["database"], r["step"], f"{r['median_ms']:.3f}", f"{r['p99_ms']:.3f}",
                       f"{r['cpu_ms']:.3f}")  # fmt: skip
-    console.print(table)
+    if result["write"]:
+        console.print(table)
     table = Table(title="concurrent writers (service path), threads of one process")
     for col in ("database", "variant", "threads", "writes", "writes/s", "p50 ms", "p99 ms"):
         table.add_column(col, justify="right")
@@ -545,7 +633,8 @@ def print_tables(result: dict[str, Any]) -> None:
             r["database"], r["variant"], str(r["threads"]), str(r["writes"]),
             f"{r['writes_per_s']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
         )  # fmt: skip
-    console.print(table)
+    if result["concurrent_write"]:
+        console.print(table)
     table = Table(title="checkpoint root (every 100th append) and an inclusion proof")
     columns = ["database", "leaves", "root over every stored leaf ms", "per decision (/100) ms"]
     columns += ["root from the compact range ms", "proof over every leaf ms"]
@@ -557,7 +646,8 @@ def print_tables(result: dict[str, Any]) -> None:
             f"{r['all_leaves_ms'] / 100:.3f}", f"{r['compact_range_ms']:.3f}",
             f"{r['proof_all_leaves_ms']:.1f}", f"{r['proof_stored_nodes_ms']:.3f}",
         )  # fmt: skip
-    console.print(table)
+    if result["checkpoint"]:
+        console.print(table)
     table = Table(title="small per-request costs")
     for col in ("step", "median ms", "p99 ms", "CPU ms (median)"):
         table.add_column(col, justify="right")
@@ -565,15 +655,44 @@ def print_tables(result: dict[str, Any]) -> None:
         table.add_row(
             r["step"], f"{r['median_ms']:.4f}", f"{r['p99_ms']:.4f}", f"{r['cpu_ms']:.4f}"
         )
-    console.print(table)
+    if result["small"]:
+        console.print(table)
+    table = Table(title="a decision request over ASGI in-process (SQLite), routes alternating")
+    for col in ("route", "requests", "median ms", "CPU ms (median)", "CPU / APIRoute's"):
+        table.add_column(col, justify="right")
+    rows = result["route"]
+    reference = next((r["cpu_ms"] for r in rows if r["route"] == "APIRoute"), None)
+    for r in rows:
+        ratio = f"{r['cpu_ms'] / reference:.2f}" if reference else ""
+        table.add_row(
+            r["route"], str(r["requests"]), f"{r['median_ms']:.3f}", f"{r['cpu_ms']:.3f}", ratio
+        )
+    if result["route"]:
+        console.print(table)
+
+
+PARTS = {
+    "solve": "solve",
+    "write": "write",
+    "concurrent_write": "concurrent",
+    "checkpoint": "checkpoint",
+    "small": "small",
+    "route": "route",
+}
+"""Result key -> the name ``--parts`` knows it by."""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    names = list(PARTS.values())
+    parser.add_argument("--parts", default=",".join(names), help=f"comma-separated: {names}")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if parts - set(names):
+        parser.error(f"unknown parts {sorted(parts - set(names))}; choose from {names}")
     load = os.getloadavg()
     console.print(
         f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} "
@@ -583,13 +702,18 @@ def main() -> None:
     )
     kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     with tempfile.TemporaryDirectory(prefix="nqba-costs-") as tmp:
-        result = {
-            "solve": solve_part(args.repeats),
-            "write": [r for k in kinds for r in write_part(k, args.repeats, Path(tmp))],
-            "concurrent_write": [r for k in kinds for r in concurrent_write_part(k, Path(tmp))],
-            "checkpoint": [r for k in kinds for r in checkpoint_part(k, Path(tmp))],
-            "small": small_part(args.repeats),
+        folder = Path(tmp)
+        measure: dict[str, Callable[[], list[dict[str, Any]]]] = {
+            "solve": lambda: solve_part(args.repeats),
+            "write": lambda: [r for k in kinds for r in write_part(k, args.repeats, folder)],
+            "concurrent_write": lambda: [
+                r for k in kinds for r in concurrent_write_part(k, folder)
+            ],
+            "checkpoint": lambda: [r for k in kinds for r in checkpoint_part(k, folder)],
+            "small": lambda: small_part(args.repeats),
+            "route": lambda: route_part(args.repeats, folder),
         }
+        result = {key: measure[key]() if PARTS[key] in parts else [] for key in measure}
     print_tables(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
