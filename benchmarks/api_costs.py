@@ -63,8 +63,6 @@ import numpy as np
 import pydantic_core
 import scipy.sparse as sp
 import sqlalchemy
-from fastapi import APIRouter
-from fastapi.routing import APIRoute
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import insert
@@ -75,7 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.api_load import source_commit
 
 from nqba.api.app import create_app
-from nqba.api.decide import DecisionRoute
+from nqba.api.decide import DecisionRoute, reference_router
 from nqba.audit import merkle
 from nqba.audit import repository as audit_repo
 from nqba.auth.service import create_organisation, create_user, principal_of
@@ -544,15 +542,7 @@ def route_part(repeats: int, folder: Path) -> list[dict[str, Any]]:
             for r in finance_endpoints.router.routes
             if isinstance(r, DecisionRoute) and r.path == DECISION_PATH
         )
-        reference = APIRouter(prefix="/reference")
-        reference.add_api_route(
-            route.path,
-            route.endpoint,
-            methods=["POST"],
-            response_class=route.response_class,
-            route_class_override=APIRoute,
-        )
-        app.include_router(reference)
+        app.include_router(reference_router([route], "/reference"))
         body = json.dumps(REQUEST).encode()
         token = issue_access_token(services.settings, principal)
         headers = [

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import APIRouter, FastAPI
-from fastapi.routing import APIRoute
+from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
 from nqba.api.app import create_app
-from nqba.api.decide import DecisionRoute
+from nqba.api.decide import DecisionRoute, reference_router
 from nqba.api.routes import decisions as decision_routes
 from nqba.api.routes import engine as engine_routes
 from nqba.auth.service import create_organisation, create_user, principal_of
@@ -50,7 +49,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
     with temporary_database("sqlite", tmp) as url:
         services: Services = build_services(platform_settings(url), migrate=True)
         app = create_app(services)
-        _mount_references(app)
+        app.include_router(reference_router(_decision_routes(), REFERENCE))
         tokens = {}
         with services.session_factory.begin() as session:
             org = create_organisation(session, "acme")
@@ -81,20 +80,6 @@ DECISION_ROUTERS = (finance_endpoints.router, engine_routes.router, decision_rou
 
 def _decision_routes() -> list[DecisionRoute]:
     return [r for x in DECISION_ROUTERS for r in x.routes if isinstance(r, DecisionRoute)]
-
-
-def _mount_references(app: FastAPI) -> None:
-    """Each DecisionRoute's endpoint again under /reference, as a plain FastAPI route."""
-    reference = APIRouter(prefix=REFERENCE)
-    for route in _decision_routes():
-        reference.add_api_route(
-            route.path,
-            route.endpoint,
-            methods=["POST"],
-            response_class=route.response_class,
-            route_class_override=APIRoute,
-        )
-    app.include_router(reference)
 
 
 def _both(client: TestClient, path: str, **kwargs: Any) -> tuple[Any, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.message
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Annotated, Any
 
 import pydantic_core
@@ -168,6 +168,21 @@ class DecisionRoute(APIRoute):
             return result
 
         return handle
+
+
+def reference_router(routes: Iterable[APIRoute], prefix: str) -> APIRouter:
+    """The endpoints of ``routes`` again under ``prefix``, each as FastAPI's own ``APIRoute``:
+    what :class:`DecisionRoute` is tested and measured against."""
+    router = APIRouter(prefix=prefix)
+    for route in routes:
+        router.add_api_route(
+            route.path,
+            route.endpoint,
+            methods=sorted(route.methods or ()),
+            response_class=route.response_class,
+            route_class_override=APIRoute,
+        )
+    return router
 
 
 _MISSING: Any = object()
