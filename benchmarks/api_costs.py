@@ -38,7 +38,6 @@ Run: ``.venv/bin/python benchmarks/api_costs.py [--repeats N] [--database sqlite
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -63,6 +62,7 @@ import numpy as np
 import pydantic_core
 import scipy.sparse as sp
 import sqlalchemy
+import uvloop
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import insert
@@ -72,7 +72,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.api_load import source_commit
 
-from nqba.api.app import create_app
+from nqba.api.app import create_app, freeze_startup_heap
 from nqba.api.decide import DecisionRoute, reference_router
 from nqba.audit import merkle
 from nqba.audit import repository as audit_repo
@@ -574,16 +574,19 @@ def route_part(repeats: int, folder: Path) -> list[dict[str, Any]]:
         async def alternate() -> dict[str, tuple[list[float], list[float]]]:
             paths = {"DecisionRoute": DECISION_PATH, "APIRoute": "/reference" + DECISION_PATH}
             times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in paths}
-            for i in range(repeats * 10 + 50):
+            for _ in range(50):  # warm-up, then the heap is frozen as a server's is
+                for path in paths.values():
+                    await post(path)
+            freeze_startup_heap()
+            for _ in range(repeats * 10):
                 for label, path in paths.items():
                     start, cpu0 = time.perf_counter(), time.thread_time()
                     await post(path)
-                    if i >= 50:  # warm-up
-                        times[label][0].append(time.perf_counter() - start)
-                        times[label][1].append(time.thread_time() - cpu0)
+                    times[label][0].append(time.perf_counter() - start)
+                    times[label][1].append(time.thread_time() - cpu0)
             return times
 
-        times = asyncio.run(alternate())
+        times = uvloop.run(alternate())  # the server's event loop
     rows = []
     for label, (wall, cpu) in times.items():
         rows.append(
