@@ -32,7 +32,7 @@ the same answer:
    replaced), alternating request by request so both see the same machine.
 
 Run: ``.venv/bin/python benchmarks/api_costs.py [--repeats N] [--database sqlite|postgresql|both]
-[--parts solve,write,concurrent,checkpoint,small,route] [--json out.json]``
+[--parts solve,write,concurrent_write,checkpoint,small,route] [--json out.json]``
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ from sqlalchemy import insert
 # run as a script (python benchmarks/api_costs.py): make the repository root importable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.api_load import source_commit
+from benchmarks.api_load import DECISION_PATH, source_commit
 
 from nqba.api.app import create_app, freeze_startup_heap
 from nqba.api.decide import DecisionRoute, reference_router
@@ -529,9 +529,6 @@ def small_part(repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
-DECISION_PATH = "/api/v1/goliath/portfolio-optimization"
-
-
 def route_part(repeats: int, folder: Path) -> list[dict[str, Any]]:
     """One decision request over ASGI, through its DecisionRoute and through the same endpoint
     as a FastAPI APIRoute under /reference, alternating; both write their decision."""
@@ -600,6 +597,12 @@ def route_part(repeats: int, folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _show(table: Table, rows: list[dict[str, Any]]) -> None:
+    """Print ``table`` if its part was measured."""
+    if rows:
+        console.print(table)
+
+
 def print_tables(result: dict[str, Any]) -> None:
     """The measured tables."""
     table = Table(title="solve: the decision kind and the same QP solved other ways")
@@ -608,16 +611,14 @@ def print_tables(result: dict[str, Any]) -> None:
     for r in result["solve"]:
         table.add_row(r["step"], f"{r['median_ms']:.3f}", f"{r['p99_ms']:.3f}",
                       f"{r['cpu_ms']:.3f}", f"{r['max_weight_diff']:.1e}")  # fmt: skip
-    if result["solve"]:
-        console.print(table)
+    _show(table, result["solve"])
     table = Table(title="write transaction: decision row + audit leaf + head, committed")
     for col in ("database", "variant", "median ms", "p99 ms", "CPU ms (median, this process)"):
         table.add_column(col, justify="right")
     for r in result["write"]:
         table.add_row(r["database"], r["step"], f"{r['median_ms']:.3f}", f"{r['p99_ms']:.3f}",
                       f"{r['cpu_ms']:.3f}")  # fmt: skip
-    if result["write"]:
-        console.print(table)
+    _show(table, result["write"])
     table = Table(title="concurrent writers (service path), threads of one process")
     for col in ("database", "variant", "threads", "writes", "writes/s", "p50 ms", "p99 ms"):
         table.add_column(col, justify="right")
@@ -626,8 +627,7 @@ def print_tables(result: dict[str, Any]) -> None:
             r["database"], r["variant"], str(r["threads"]), str(r["writes"]),
             f"{r['writes_per_s']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
         )  # fmt: skip
-    if result["concurrent_write"]:
-        console.print(table)
+    _show(table, result["concurrent_write"])
     table = Table(title="checkpoint root (every 100th append) and an inclusion proof")
     columns = ["database", "leaves", "root over every stored leaf ms", "per decision (/100) ms"]
     columns += ["root from the compact range ms", "proof over every leaf ms"]
@@ -639,8 +639,7 @@ def print_tables(result: dict[str, Any]) -> None:
             f"{r['all_leaves_ms'] / 100:.3f}", f"{r['compact_range_ms']:.3f}",
             f"{r['proof_all_leaves_ms']:.1f}", f"{r['proof_stored_nodes_ms']:.3f}",
         )  # fmt: skip
-    if result["checkpoint"]:
-        console.print(table)
+    _show(table, result["checkpoint"])
     table = Table(title="small per-request costs")
     for col in ("step", "median ms", "p99 ms", "CPU ms (median)"):
         table.add_column(col, justify="right")
@@ -648,8 +647,7 @@ def print_tables(result: dict[str, Any]) -> None:
         table.add_row(
             r["step"], f"{r['median_ms']:.4f}", f"{r['p99_ms']:.4f}", f"{r['cpu_ms']:.4f}"
         )
-    if result["small"]:
-        console.print(table)
+    _show(table, result["small"])
     table = Table(title="a decision request over ASGI in-process (SQLite), routes alternating")
     for col in ("route", "requests", "median ms", "CPU ms (median)", "CPU / APIRoute's"):
         table.add_column(col, justify="right")
@@ -660,26 +658,14 @@ def print_tables(result: dict[str, Any]) -> None:
         table.add_row(
             r["route"], str(r["requests"]), f"{r['median_ms']:.3f}", f"{r['cpu_ms']:.3f}", ratio
         )
-    if result["route"]:
-        console.print(table)
-
-
-PARTS = {
-    "solve": "solve",
-    "write": "write",
-    "concurrent_write": "concurrent",
-    "checkpoint": "checkpoint",
-    "small": "small",
-    "route": "route",
-}
-"""Result key -> the name ``--parts`` knows it by."""
+    _show(table, result["route"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
-    names = list(PARTS.values())
+    names = ["solve", "write", "concurrent_write", "checkpoint", "small", "route"]
     parser.add_argument("--parts", default=",".join(names), help=f"comma-separated: {names}")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -706,7 +692,7 @@ def main() -> None:
             "small": lambda: small_part(args.repeats),
             "route": lambda: route_part(args.repeats, folder),
         }
-        result = {key: measure[key]() if PARTS[key] in parts else [] for key in measure}
+        result = {key: measure[key]() if key in parts else [] for key in measure}
     print_tables(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
