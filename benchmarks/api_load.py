@@ -462,6 +462,7 @@ def _start_profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[byt
         str(PROFILE_RATE_HZ),
         "--gil",
         "--nonblocking",
+        "--subprocesses",  # the uvicorn workers, not only their supervisor
         "--format",
         "raw",
         "-o",

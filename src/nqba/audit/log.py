@@ -27,8 +27,8 @@ from nqba.audit.checkpoints import CheckpointSigner
 from nqba.audit.errors import AuditIntegrityError, AuditRangeError
 from nqba.audit.merkle import canonical_json, leaf_hash
 from nqba.config import Settings
+from nqba.store.batch import WriteBatch
 from nqba.store.models import AuditCheckpoint, AuditLeaf
-from nqba.store.session import insert_rows
 
 T = TypeVar("T")
 
@@ -96,23 +96,32 @@ class AuditLog:
         see :meth:`append_many`."""
         return self.append_many(session, [LogEntry(organisation_id, decision_id, record)])[0]
 
-    def append_many(self, session: Session, entries: Sequence[LogEntry]) -> list[AuditLeaf]:
+    def append_many(
+        self, session: Session, entries: Sequence[LogEntry], batch: WriteBatch | None = None
+    ) -> list[AuditLeaf]:
         """Add the entries' records as the next leaves, in order, in ``session``'s transaction.
 
-        The leaves are hashed before the head's lock is taken, and their rows are inserted at
-        once with one statement (the returned objects are not in the session); nothing of the
-        session is flushed, so a changed row of the caller's is written once, at its commit,
-        with the seq the caller takes from its leaf. For every size the append passes through
-        that is a multiple of ``audit_checkpoint_every``, a checkpoint of it is signed in the
-        same transaction (from the head's compact range: O(log n)).
+        The leaves are hashed before the head's lock is taken. The head's size grows at once
+        (which takes its lock); its compact range, the leaf rows and the inner nodes are written
+        with ``batch`` when the caller sends it, or before this returns if no batch is given.
+        The returned objects are not in the session, and nothing of the session is flushed, so
+        a changed row of the caller's is written once, at its commit, with the seq the caller
+        takes from its leaf. For every size the append passes through that is a multiple of
+        ``audit_checkpoint_every``, a checkpoint of it is signed in the same transaction (from
+        the head's compact range: O(log n)).
         """
         if not entries:
             return []
+        own_batch = batch is None
+        if batch is None:
+            batch = WriteBatch(session)
         payloads = [canonical_json(entry.record) for entry in entries]
         digests = [leaf_hash(payload) for payload in payloads]
         every = self.checkpoint_every
         with session.no_autoflush:
-            start, roots = repo.append_to_head(session, digests, lambda size: size % every == 0)
+            start, roots = repo.append_to_head(
+                session, digests, lambda size: size % every == 0, batch
+            )
         leaves = [
             AuditLeaf(
                 seq=start + offset,
@@ -125,9 +134,11 @@ class AuditLog:
                 zip(entries, payloads, digests, strict=True)
             )
         ]
-        insert_rows(session, leaves)
+        batch.insert_objects(leaves)
         for size, root in roots.items():
-            repo.add_checkpoint(session, self.signer.sign(size, root))
+            repo.add_checkpoint(session, self.signer.sign(size, root), batch)
+        if own_batch:
+            batch.send()
         return leaves
 
     def checkpoint(self, session: Session) -> AuditCheckpoint:

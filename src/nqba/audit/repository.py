@@ -11,13 +11,14 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import and_, insert, or_, select, text
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import Session, defer
 
 from nqba.audit import merkle
 from nqba.audit.checkpoints import SignedCheckpoint
 from nqba.audit.errors import AuditIntegrityError
-from nqba.store.models import AuditCheckpoint, AuditLeaf, AuditNode, Decision
+from nqba.store.batch import WriteBatch
+from nqba.store.models import AuditCheckpoint, AuditHead, AuditLeaf, AuditNode, Decision
 from nqba.store.session import insert_rows
 
 T = TypeVar("T")
@@ -37,29 +38,28 @@ class LeafRow(NamedTuple):
     created_at: datetime
 
 
-_GROW_HEAD = text(
-    "UPDATE audit_head SET tree_size = tree_size + :count WHERE id = 1 "
+_GROW_HEAD = (
+    "UPDATE audit_head SET tree_size = tree_size + ? WHERE id = 1 "
     "RETURNING tree_size, compact_range"
 )
-_STORE_RANGE = text("UPDATE audit_head SET compact_range = :packed WHERE id = 1")
-_INSERT_NODES = insert(AuditNode)
 
 
 def append_to_head(
-    session: Session, leaves: Sequence[bytes], roots_at: Callable[[int], bool]
+    session: Session,
+    leaves: Sequence[bytes],
+    roots_at: Callable[[int], bool],
+    batch: WriteBatch,
 ) -> tuple[int, dict[int, bytes]]:
     """Append ``leaves`` to the head (size + len(leaves), compact range updated, under the
     row's lock), and store the inner nodes they complete.
 
     Returns the size before the append and the root of the tree at each size the append passes
     through for which ``roots_at(size)`` holds (what a checkpoint of that size signs). The
-    first UPDATE takes the row's write lock, so the compact range read with it cannot change
-    before the second UPDATE writes its successor. The statements run on the session's
-    connection (Core): they touch no mapped object, and this is every decision's hot path,
-    so a batch of leaves costs three statements.
+    UPDATE run here takes the row's write lock, so the compact range read with it cannot change
+    before ``batch`` writes its successor (with the completed nodes, when the caller sends it).
+    They touch no mapped object: this is every decision's hot path.
     """
-    connection = session.connection()
-    size, packed = connection.execute(_GROW_HEAD, {"count": len(leaves)}).one()
+    size, packed = batch.fetch_one(_GROW_HEAD, (len(leaves),))
     start = int(size) - len(leaves)
     nodes = merkle.unpack_nodes(bytes(packed or b""))
     completed: list[tuple[merkle.NodeKey, bytes]] = []
@@ -69,11 +69,8 @@ def append_to_head(
         completed += done
         if roots_at(start + offset + 1):
             roots[start + offset + 1] = merkle.compact_root(nodes)
-    connection.execute(_STORE_RANGE, {"packed": merkle.pack_nodes(nodes)})
-    if completed:
-        connection.execute(
-            _INSERT_NODES, [{"level": lv, "idx": i, "node_hash": h} for (lv, i), h in completed]
-        )
+    batch.update(AuditHead, {"id": 1}, {"compact_range": merkle.pack_nodes(nodes)})
+    batch.insert(AuditNode, [{"level": lv, "idx": i, "node_hash": h} for (lv, i), h in completed])
     return start, roots
 
 
@@ -194,8 +191,11 @@ def iter_leaf_rows(session: Session) -> Iterator[LeafRow]:
         yield LeafRow(seq, bytes(digest), payload, organisation_id, decision_id, created_at)
 
 
-def add_checkpoint(session: Session, checkpoint: SignedCheckpoint) -> AuditCheckpoint:
-    """Store a signed checkpoint (one Core INSERT, not committed; nothing else is flushed)."""
+def add_checkpoint(
+    session: Session, checkpoint: SignedCheckpoint, batch: WriteBatch | None = None
+) -> AuditCheckpoint:
+    """Store a signed checkpoint (not committed; nothing else is flushed): one INSERT now, or
+    with ``batch`` when it is sent."""
     row = AuditCheckpoint(
         tree_size=checkpoint.tree_size,
         root_hash=checkpoint.root_hash,
@@ -205,7 +205,10 @@ def add_checkpoint(session: Session, checkpoint: SignedCheckpoint) -> AuditCheck
     )
     if checkpoint.created_at is not None:
         row.created_at = checkpoint.created_at
-    insert_rows(session, [row])
+    if batch is None:
+        insert_rows(session, [row])
+    else:
+        batch.insert_objects([row])
     return row
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from nqba.audit.log import AuditLog
+    from nqba.store.batch import WriteBatch
 
 RECORD_TYPE = "nqba.decision/v1"
 
@@ -98,10 +99,14 @@ def decision_record(decision: AnyDecision) -> dict[str, Any]:
 
 
 def append_decision_leaves(
-    audit: AuditLog, session: Session, decisions: Sequence[AnyDecision]
+    audit: AuditLog,
+    session: Session,
+    decisions: Sequence[AnyDecision],
+    batch: WriteBatch | None = None,
 ) -> list[AuditLeaf]:
     """Append each decision's record to the log in ``session``'s transaction, in order, and
-    set its ``audit_seq``.
+    set its ``audit_seq`` (the log's rows written with ``batch``, if given: see
+    AuditLog.append_many).
 
     Nothing is flushed meanwhile: a stored decision is written once, at the commit, with its
     seq; a new one (its id set) is inserted afterwards, by the caller.
@@ -109,6 +114,7 @@ def append_decision_leaves(
     leaves = audit.append_many(
         session,
         [LogEntry(d.organisation_id, d.id, decision_record(d)) for d in decisions],
+        batch,
     )
     for decision, leaf in zip(decisions, leaves, strict=True):
         decision.audit_seq = leaf.seq

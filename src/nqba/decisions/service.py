@@ -58,9 +58,10 @@ from nqba.jobs.repository import (
 )
 from nqba.jobs.runners import enqueue_after_commit
 from nqba.store.base import new_id, utcnow
+from nqba.store.batch import WriteBatch
 from nqba.store.group import group_writer
 from nqba.store.models import Decision, IdempotencyRecord
-from nqba.store.session import insert_rows, insert_values, read_session, write_transaction
+from nqba.store.session import read_session, write_transaction
 from nqba.telemetry.metrics import DECISION_LATENCY, SOLVER_SECONDS
 from nqba.telemetry.tracing import span
 
@@ -348,17 +349,20 @@ class _InlineWrite:
 
 def _write_inline(session: Session, writes: Sequence[_InlineWrite]) -> list[dict[str, Any]]:
     """Append the decisions' leaves, insert their rows (and their keys' answers) in
-    ``session``'s transaction: a few statements for the whole batch. Their answers, in order."""
+    ``session``'s transaction: on PostgreSQL two statements for the whole batch (the head's
+    UPDATE, then one WriteBatch), on SQLite one per table. Their answers, in order."""
     decisions = [w.decision for w in writes]
-    leaves = append_decision_leaves(writes[0].audit, session, decisions)  # sets audit_seq
-    insert_values(session, Decision, [d.row() for d in decisions])
+    batch = WriteBatch(session)
+    leaves = append_decision_leaves(writes[0].audit, session, decisions, batch)  # audit_seq
+    batch.insert(Decision, [d.row() for d in decisions])
     bodies = [response_body(d, leaf.leaf_hash) for d, leaf in zip(decisions, leaves, strict=True)]
     replies = [
         _reply_record(w.principal, w.key, w.path, w.fingerprint, 200, body, w.decision.id)
         for w, body in zip(writes, bodies, strict=True)
         if w.key is not None
     ]
-    insert_rows(session, replies)
+    batch.insert_objects(replies)
+    batch.send()
     return bodies
 
 

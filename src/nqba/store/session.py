@@ -8,22 +8,21 @@ IMMEDIATE``) so two writers queue on the busy timeout instead of failing half-wa
 
 from __future__ import annotations
 
-import copy
-import functools
 import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import pydantic_core
-from sqlalchemy import Engine, Table, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from nqba.store.base import Base
+from nqba.store.batch import WriteBatch
 
 try:
     import fcntl
@@ -265,62 +264,9 @@ def read_session(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 def insert_rows(session: Session, objs: Sequence[Base]) -> None:
     """INSERT the rows of the new objects ``objs`` (all of one class) now, on ``session``'s
-    connection: one Core INSERT, executed for every row at once.
-
-    About a third of the unit of work's flush per row, and one statement for a whole batch on
-    the path every decision takes. An attribute left None whose column has a Python default
-    gets it, on the object too; one with a SQL or server default is left to the database (and
-    then must be left None on every object of the call). The objects stay transient: later
-    changes to them are not saved.
-    """
-    if not objs:
-        return
-    table, columns = _insert_plan(type(objs[0]))
-    rows: list[dict[str, Any]] = []
-    for obj in objs:
-        values: dict[str, Any] = {}
-        for attr, key, python_default, database_default in columns:
-            value = getattr(obj, attr)
-            if value is None:
-                if python_default is not None:
-                    value = python_default()
-                    setattr(obj, attr, value)
-                elif database_default:
-                    continue
-            values[key] = value
-        rows.append(values)
-    session.connection().execute(table.insert(), rows if len(rows) > 1 else rows[0])
-
-
-def insert_values(session: Session, cls: type[Base], rows: Sequence[dict[str, Any]]) -> None:
-    """INSERT ``rows`` (column key to value, every column given) into ``cls``'s table now, with
-    one Core statement; for rows built without mapped objects."""
-    if rows:
-        table, _ = _insert_plan(cls)
-        session.connection().execute(table.insert(), list(rows) if len(rows) > 1 else rows[0])
-
-
-_Column = tuple[str, str, Callable[[], Any] | None, bool]
-
-
-@functools.cache
-def _insert_plan(cls: type[Base]) -> tuple[Table, tuple[_Column, ...]]:
-    """The table of ``cls``; per column: attribute, column key, Python default, and whether
-    the database supplies a default (SQL expression or server default)."""
-    mapper = inspect(cls)
-    table = mapper.local_table
-    assert isinstance(table, Table)
-    plan: list[_Column] = []
-    for prop in mapper.column_attrs:
-        column = prop.columns[0]
-        default = column.default
-        python_default: Callable[[], Any] | None = None
-        if default is not None and default.is_callable:
-            python_default = functools.partial(default.arg, None)  # the wrapper takes a context
-        elif default is not None and default.is_scalar:
-            python_default = functools.partial(copy.copy, default.arg)
-        database_default = python_default is None and (
-            default is not None or column.server_default is not None
-        )
-        plan.append((prop.key, column.key, python_default, database_default))
-    return table, tuple(plan)
+    connection, with one statement: a :class:`~nqba.store.batch.WriteBatch` sent at once (see
+    its ``insert_objects`` for the defaults). About a third of the unit of work's flush per
+    row; the objects stay transient."""
+    batch = WriteBatch(session)
+    batch.insert_objects(objs)
+    batch.send()
