@@ -97,6 +97,10 @@ def create_app(
         ),
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # requests are traced by RequestContextMiddleware on NQBA's own tracer; FastAPI's
+        # native telemetry would trace them twice under a global provider, and looks the
+        # providers up on every request even when it has none
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     if services is not None:
         app.state.services = services

@@ -279,7 +279,7 @@ def add_decision_route(
             principal,
             kind,
             body,
-            path=request.url.path,
+            path=request.scope["path"],  # the route's own path: request.url builds a whole URL
             idempotency_key=idempotency_key,
             response=response,
         )

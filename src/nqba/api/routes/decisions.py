@@ -99,7 +99,7 @@ async def decision_engine(
         principal,
         kind,
         spec,
-        path=request.url.path,
+        path=request.scope["path"],
         idempotency_key=idempotency_key,
         response=response,
     )
