@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from nqba.services import Services
+from nqba.services import Services, build_services
 from nqba.store import batch as batch_module
 from nqba.store.base import Base, new_id
 from nqba.store.batch import WriteBatch
 from nqba.store.models import AuditHead, AuditNode, Decision, IdempotencyRecord, Organisation
 from nqba.store.session import read_session, write_transaction
+from tests.support.platform import platform_settings, temporary_database
 
 
 def _organisation(services: Services, name: str = "acme") -> str:
@@ -186,3 +188,29 @@ def test_a_batch_beyond_the_parameter_limit_is_split(
         seqs = session.scalars(select(Decision.audit_seq).order_by(Decision.audit_seq)).all()
         assert seqs == list(range(7))
         assert session.scalar(select(func.count()).select_from(AuditNode)) == 30
+
+
+def test_a_dead_postgresql_connection_is_an_operational_error_and_is_replaced(
+    tmp_path: Path,
+) -> None:
+    with temporary_database("postgresql", tmp_path) as url:
+        services = build_services(platform_settings(url), migrate=True)
+        try:
+            org = _organisation(services)
+            with (  # noqa: PT012 - the whole transaction fails
+                pytest.raises(OperationalError) as raised,
+                write_transaction(services.session_factory) as session,
+            ):
+                batch = WriteBatch(session)
+                pid = batch.fetch_one("SELECT pg_backend_pid()", ())[0]
+                with services.engine.connect() as other:  # the server ends the session
+                    other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+                batch.insert(Decision, [_decision_row(org)])
+                batch.send()
+            assert raised.value.connection_invalidated
+            row = _decision_row(org)
+            _send(services, (Decision, [row]))  # on a new connection
+            with read_session(services.session_factory) as session:
+                assert session.scalar(select(func.count()).select_from(Decision)) == 1
+        finally:
+            services.close()

@@ -182,7 +182,8 @@ def _raw_cursor(dbapi_connection: Any) -> Any:
 
 
 def _processed(plan: _Plan, keys: tuple[str, ...], row: Mapping[str, Any]) -> tuple[Any, ...]:
-    if len(row) != len(keys):
+    """The row's values in ``keys``' order, converted by their columns' bind processors."""
+    if len(row) != len(keys) or any(key not in row for key in keys):
         raise ValueError(f"rows of one write need the same columns: {sorted(row)} != {keys}")
     processors = plan.processors
     return tuple(
