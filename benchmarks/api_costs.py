@@ -54,7 +54,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -316,9 +316,11 @@ WRITE_BATCHES = (1, 8, 32)
 batch runs into the next one, so the batch grows with the load."""
 
 
-def write_part(kind: str, repeats: int, folder: Path) -> list[dict[str, Any]]:
+def write_part(
+    kind: str, repeats: int, folder: Path, batches: Sequence[int] = WRITE_BATCHES
+) -> list[dict[str, Any]]:
     """The inline decisions' write transaction (the service's batch function: audit leaves,
-    decision rows, one commit) per decision, at batch sizes of ``WRITE_BATCHES``."""
+    decision rows, one commit) per decision, at the batch sizes ``batches``."""
     decision_kind, outcome, inputs = _decision_parts()
     rows = []
     with platform_on(kind, folder) as (services, principal):
@@ -337,7 +339,7 @@ def write_part(kind: str, repeats: int, folder: Path) -> list[dict[str, Any]]:
 
             return write
 
-        for size in WRITE_BATCHES:
+        for size in batches:
             median, p99, cpu, body = timed(batch_of(size), max(10, repeats // size))
             assert len(body["audit"]["leaf_hash"]) == 64
             rows.append({"database": kind, "step": f"{size} per transaction, per decision",
@@ -529,6 +531,59 @@ def small_part(repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
+async def asgi_request(
+    app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> None:
+    """Send one HTTP request to ``app`` over ASGI in this process; raise unless it answers 200."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+        "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+        "query_string": b"", "root_path": "", "headers": headers,
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    sent = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    if sent[0]["status"] != 200:
+        raise RuntimeError(f"{method} {path} answered {sent[0]['status']}: {sent[-1]}")
+
+
+def healthz_part(repeats: int, folder: Path) -> list[dict[str, Any]]:
+    """``GET /healthz`` over ASGI in this process, on uvloop: the middleware and routing every
+    request pays, without uvicorn's HTTP or the kernel."""
+    with platform_on("sqlite", folder) as (services, _):
+        app = create_app(services)
+
+        async def measure() -> tuple[list[float], list[float]]:
+            headers = [(b"host", b"costs")]
+            for _ in range(200):
+                await asgi_request(app, "GET", "/healthz", headers)
+            freeze_startup_heap()
+            wall, cpu = [], []
+            for _ in range(repeats * 10):
+                start, cpu0 = time.perf_counter(), time.thread_time()
+                await asgi_request(app, "GET", "/healthz", headers)
+                wall.append(time.perf_counter() - start)
+                cpu.append(time.thread_time() - cpu0)
+            return wall, cpu
+
+        wall, cpu = uvloop.run(measure())
+    return [
+        {
+            "route": "GET /healthz",
+            "requests": len(wall),
+            "median_ms": 1000 * statistics.median(wall),
+            "cpu_ms": 1000 * statistics.median(cpu),
+        }
+    ]
+
+
 def route_part(repeats: int, folder: Path) -> list[dict[str, Any]]:
     """One decision request over ASGI, through its DecisionRoute and through the same endpoint
     as a FastAPI APIRoute under /reference, alternating; both write their decision."""
@@ -550,23 +605,7 @@ def route_part(repeats: int, folder: Path) -> list[dict[str, Any]]:
         ]
 
         async def post(path: str) -> None:
-            scope = {
-                "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
-                "query_string": b"", "root_path": "", "headers": headers,
-                "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
-            }  # fmt: skip
-            sent = []
-
-            async def receive() -> dict[str, Any]:
-                return {"type": "http.request", "body": body, "more_body": False}
-
-            async def send(message: MutableMapping[str, Any]) -> None:
-                sent.append(message)
-
-            await app(scope, receive, send)
-            if sent[0]["status"] != 200:
-                raise RuntimeError(f"{path} answered {sent[0]['status']}: {sent[-1]}")
+            await asgi_request(app, "POST", path, headers, body)
 
         async def alternate() -> dict[str, tuple[list[float], list[float]]]:
             paths = {"DecisionRoute": DECISION_PATH, "APIRoute": "/reference" + DECISION_PATH}
@@ -659,14 +698,25 @@ def print_tables(result: dict[str, Any]) -> None:
             r["route"], str(r["requests"]), f"{r['median_ms']:.3f}", f"{r['cpu_ms']:.3f}", ratio
         )
     _show(table, result["route"])
+    table = Table(title="GET /healthz over ASGI in-process, on uvloop")
+    for col in ("route", "requests", "median ms", "CPU ms (median)"):
+        table.add_column(col, justify="right")
+    for r in result["healthz"]:
+        table.add_row(r["route"], str(r["requests"]), f"{r['median_ms']:.3f}", f"{r['cpu_ms']:.3f}")
+    _show(table, result["healthz"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
-    names = ["solve", "write", "concurrent_write", "checkpoint", "small", "route"]
+    names = ["solve", "write", "concurrent_write", "checkpoint", "small", "route", "healthz"]
     parser.add_argument("--parts", default=",".join(names), help=f"comma-separated: {names}")
+    parser.add_argument(
+        "--batches",
+        default=",".join(map(str, WRITE_BATCHES)),
+        help="decisions per write transaction in the write part, comma-separated",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -680,17 +730,21 @@ def main() -> None:
         f"commit {source_commit()}"
     )
     kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    batches = [int(b) for b in args.batches.split(",")]
     with tempfile.TemporaryDirectory(prefix="nqba-costs-") as tmp:
         folder = Path(tmp)
         measure: dict[str, Callable[[], list[dict[str, Any]]]] = {
             "solve": lambda: solve_part(args.repeats),
-            "write": lambda: [r for k in kinds for r in write_part(k, args.repeats, folder)],
+            "write": lambda: [
+                r for k in kinds for r in write_part(k, args.repeats, folder, batches)
+            ],
             "concurrent_write": lambda: [
                 r for k in kinds for r in concurrent_write_part(k, folder)
             ],
             "checkpoint": lambda: [r for k in kinds for r in checkpoint_part(k, folder)],
             "small": lambda: small_part(args.repeats),
             "route": lambda: route_part(args.repeats, folder),
+            "healthz": lambda: healthz_part(args.repeats, folder),
         }
         result = {key: measure[key]() if key in parts else [] for key in measure}
     print_tables(result)

@@ -183,12 +183,26 @@ def _raw_cursor(dbapi_connection: Any) -> Any:
 
 def _processed(plan: _Plan, keys: tuple[str, ...], row: Mapping[str, Any]) -> tuple[Any, ...]:
     """The row's values in ``keys``' order, converted by their columns' bind processors."""
-    if len(row) != len(keys) or any(key not in row for key in keys):
+    try:
+        values = [row[key] for key in keys]
+    except KeyError:
+        values = []
+    if len(values) != len(row) or not values:
         raise ValueError(f"rows of one write need the same columns: {sorted(row)} != {keys}")
-    processors = plan.processors
+    for index, processor in _conversions(plan, keys):
+        values[index] = processor(values[index])
+    return tuple(values)
+
+
+@functools.lru_cache(maxsize=1024)
+def _conversions(
+    plan: _Plan, keys: tuple[str, ...]
+) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+    """Where in a row of ``keys`` a value needs its column's bind processor, and which."""
     return tuple(
-        value if (p := processors[key]) is None else p(value)
-        for key, value in ((key, row[key]) for key in keys)
+        (index, processor)
+        for index, key in enumerate(keys)
+        if (processor := plan.processors[key]) is not None
     )
 
 
