@@ -118,10 +118,7 @@ class AuditLog:
         payloads = [canonical_json(entry.record) for entry in entries]
         digests = [leaf_hash(payload) for payload in payloads]
         every = self.checkpoint_every
-        with session.no_autoflush:
-            start, roots = repo.append_to_head(
-                session, digests, lambda size: size % every == 0, batch
-            )
+        start, roots = repo.append_to_head(batch, digests, lambda size: size % every == 0)
         leaves = [
             AuditLeaf(
                 seq=start + offset,

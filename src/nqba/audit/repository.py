@@ -45,13 +45,10 @@ _GROW_HEAD = (
 
 
 def append_to_head(
-    session: Session,
-    leaves: Sequence[bytes],
-    roots_at: Callable[[int], bool],
-    batch: WriteBatch,
+    batch: WriteBatch, leaves: Sequence[bytes], roots_at: Callable[[int], bool]
 ) -> tuple[int, dict[int, bytes]]:
     """Append ``leaves`` to the head (size + len(leaves), compact range updated, under the
-    row's lock), and store the inner nodes they complete.
+    row's lock), and store the inner nodes they complete, in ``batch``'s transaction.
 
     Returns the size before the append and the root of the tree at each size the append passes
     through for which ``roots_at(size)`` holds (what a checkpoint of that size signs). The
