@@ -574,14 +574,17 @@ def healthz_part(repeats: int, folder: Path) -> list[dict[str, Any]]:
             return wall, cpu
 
         wall, cpu = uvloop.run(measure())
-    return [
-        {
-            "route": "GET /healthz",
-            "requests": len(wall),
-            "median_ms": 1000 * statistics.median(wall),
-            "cpu_ms": 1000 * statistics.median(cpu),
-        }
-    ]
+    return [_timing_row("GET /healthz", wall, cpu)]
+
+
+def _timing_row(route: str, wall: list[float], cpu: list[float]) -> dict[str, Any]:
+    """A row of the ASGI parts: requests, median wall and CPU time (ms)."""
+    return {
+        "route": route,
+        "requests": len(wall),
+        "median_ms": 1000 * statistics.median(wall),
+        "cpu_ms": 1000 * statistics.median(cpu),
+    }
 
 
 def route_part(repeats: int, folder: Path) -> list[dict[str, Any]]:
@@ -623,17 +626,7 @@ def route_part(repeats: int, folder: Path) -> list[dict[str, Any]]:
             return times
 
         times = uvloop.run(alternate())  # the server's event loop
-    rows = []
-    for label, (wall, cpu) in times.items():
-        rows.append(
-            {
-                "route": label,
-                "requests": len(wall),
-                "median_ms": 1000 * statistics.median(wall),
-                "cpu_ms": 1000 * statistics.median(cpu),
-            }
-        )
-    return rows
+    return [_timing_row(label, wall, cpu) for label, (wall, cpu) in times.items()]
 
 
 def _show(table: Table, rows: list[dict[str, Any]]) -> None:

@@ -88,10 +88,11 @@ class WriteBatch:
         if not objs:
             return
         cls = type(objs[0])
+        columns = _plan(cls, self.dialect).columns
         rows: list[dict[str, Any]] = []
         for obj in objs:
             row: dict[str, Any] = {}
-            for attr, key, python_default, database_default in _plan(cls, self.dialect).columns:
+            for attr, key, python_default, database_default in columns:
                 value = getattr(obj, attr)
                 if value is None:
                     if python_default is not None:
@@ -183,12 +184,9 @@ def _raw_cursor(dbapi_connection: Any) -> Any:
 
 def _processed(plan: _Plan, keys: tuple[str, ...], row: Mapping[str, Any]) -> tuple[Any, ...]:
     """The row's values in ``keys``' order, converted by their columns' bind processors."""
-    try:
-        values = [row[key] for key in keys]
-    except KeyError:
-        values = []
-    if len(values) != len(row) or not values:
+    if not keys or len(row) != len(keys) or not all(key in row for key in keys):
         raise ValueError(f"rows of one write need the same columns: {sorted(row)} != {keys}")
+    values = [row[key] for key in keys]
     for index, processor in _conversions(plan, keys):
         values[index] = processor(values[index])
     return tuple(values)
@@ -211,7 +209,6 @@ _Column = tuple[str, str, Callable[[], Any] | None, bool]
 
 @dataclass(frozen=True, eq=False)
 class _Plan:
-    table: Table
     table_sql: str
     names: dict[str, str]
     """Per column key: its quoted name."""
@@ -248,7 +245,7 @@ def _plan(cls: type[Base], dialect: Dialect) -> _Plan:
     casts = {c.key: _cast(c, dialect) for c in table.columns}
     preparer = dialect.identifier_preparer
     names = {c.key: preparer.quote(c.name) for c in table.columns}
-    return _Plan(table, preparer.format_table(table), names, tuple(columns), processors, casts)
+    return _Plan(preparer.format_table(table), names, tuple(columns), processors, casts)
 
 
 def _cast(column: Column[Any], dialect: Dialect) -> str:
@@ -285,17 +282,18 @@ def _postgresql_sql(shapes: tuple[_Shape, ...]) -> str:
     number = itertools.count(1)
     statements = []
     for plan, keys, where, rows in shapes:
-
-        def marker(key: str) -> str:
-            return f"${next(number)}{plan.casts[key]}"  # noqa: B023 - used at once
-
-        if where:
-            sets = ", ".join(f"{plan.names[k]} = {marker(k)}" for k in keys)
-            conditions = " AND ".join(f"{plan.names[k]} = {marker(k)}" for k in where)
+        if where:  # the parameters are the SET values, then the conditions'
+            sets = ", ".join(f"{plan.names[k]} = ${next(number)}{plan.casts[k]}" for k in keys)
+            conditions = " AND ".join(
+                f"{plan.names[k]} = ${next(number)}{plan.casts[k]}" for k in where
+            )
             statements.append(f"UPDATE {plan.table_sql} SET {sets} WHERE {conditions}")
         else:
             names = ", ".join(plan.names[k] for k in keys)
-            values = ", ".join("(" + ", ".join(marker(k) for k in keys) + ")" for _ in range(rows))
+            values = ", ".join(
+                "(" + ", ".join(f"${next(number)}{plan.casts[k]}" for k in keys) + ")"
+                for _ in range(rows)
+            )
             statements.append(f"INSERT INTO {plan.table_sql} ({names}) VALUES {values}")
     *first, last = statements
     if not first:
