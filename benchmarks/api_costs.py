@@ -335,7 +335,7 @@ def write_part(
                         _InlineWrite(services.audit, decision, principal, None, "/x", "f")
                     )
                 with write_transaction(services.session_factory) as session:
-                    return _write_inline(session, writes)[-1]
+                    return _write_inline(session, writes, list)[-1]
 
             return write
 

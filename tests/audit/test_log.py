@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from nqba.audit.checkpoints import verify_checkpoint
 from nqba.audit.errors import AuditIntegrityError, AuditRangeError
-from nqba.audit.log import AuditLog
+from nqba.audit.log import AuditLog, LogEntry, hash_entries
 from nqba.audit.merkle import (
     EMPTY_ROOT,
     canonical_json,
@@ -24,6 +24,7 @@ from nqba.audit.merkle import (
     verify_inclusion,
 )
 from nqba.services import Services, build_services
+from nqba.store.batch import WriteBatch
 from nqba.store.models import AuditCheckpoint
 from nqba.store.session import read_session, write_transaction
 from tests.audit.logdata import append_plain, new_organisation, tamper
@@ -123,6 +124,40 @@ def test_proofs_from_the_log_verify_against_its_roots(audit_services: Services) 
             for first in range(1, size + 1):
                 c = log.consistency_proof(session, first, size)
                 verify_consistency(first, size, c.first_root, c.second_root, c.path)
+
+
+def test_entries_appended_after_the_head_was_locked_make_the_same_log(
+    audit_services: Services,
+) -> None:
+    """lock_for_append, then append_many with the head it read (and entries hashed before or
+    after the lock): the seqs, stored nodes, checkpoints and roots of the plain append."""
+    org = new_organisation(audit_services)
+    log = audit_services.audit
+    append_plain(audit_services, org, 3)
+    for first, late in ((1, 2), (0, 3), (2, 0)):
+        with write_transaction(audit_services.session_factory) as session:
+            batch = WriteBatch(session)
+            size = log.tree_size(session)
+            early = hash_entries([LogEntry(org, None, {"n": size + i}) for i in range(first)])
+            head = log.lock_for_append(batch)
+            assert head.size == size
+            joined = [LogEntry(org, None, {"n": size + first + i}) for i in range(late)]
+            leaves = log.append_many(session, [*early, *hash_entries(joined)], batch, head)
+            batch.send()
+            assert [leaf.seq for leaf in leaves] == list(range(size, size + first + late))
+    with read_session(audit_services.session_factory) as session:
+        assert log.tree_size(session) == 11
+        hashes = log.leaf_hashes(session)
+        assert hashes[3:] == [leaf_hash(canonical_json({"n": n})) for n in range(3, 11)]
+        assert log.root(session) == root_hash(hashes)
+        for seq in range(11):
+            proof = log.inclusion_proof(session, seq, 11)
+            verify_inclusion(hashes[seq], seq, 11, proof.path, proof.root_hash)
+        rows = session.query(AuditCheckpoint).order_by(AuditCheckpoint.tree_size).all()
+        assert [(r.tree_size, r.root_hash) for r in rows] == [
+            (4, root_hash(hashes[:4])),
+            (8, root_hash(hashes[:8])),
+        ]
 
 
 @pytest.mark.parametrize(

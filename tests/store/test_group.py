@@ -242,3 +242,82 @@ def test_writes_queued_while_a_batch_runs_in_a_thread_make_the_next_batch(
     results = asyncio.run(main())
     assert results == ["wrote first", *(f"wrote w{i}" for i in range(5))]
     assert calls == [1, 5]
+
+
+def test_writes_queued_while_a_joining_batch_waits_join_it_once_it_holds_the_lock(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A joining batch function takes the writes queued while it waited for its lock into
+    its own transaction (up to MAX_BATCH); the rest make the next batch."""
+    monkeypatch.setattr(group, "MAX_BATCH", 4)
+    factory = make_session_factory(engine)
+    commits = _commits(engine)
+    calls.clear()
+    joined: list[list[str]] = []
+    started, go_on = threading.Event(), threading.Event()
+
+    def waits_then_joins(
+        session: Session, names: Sequence[str], join: group.Joiner[str]
+    ) -> list[str]:
+        if "first" in names:  # waiting for the lock another process holds
+            started.set()
+            assert go_on.wait(10)
+        late = join()
+        joined.append(late)
+        return insert_all(session, [*names, *late])
+
+    async def main() -> list[str | BaseException]:
+        writer = group_writer(factory, waits_then_joins, joins=True)
+        writer.on_loop_first = False  # as on PostgreSQL: every batch runs in a thread
+        first = asyncio.ensure_future(writer.write("first"))
+        while not started.is_set():
+            await asyncio.sleep(0.005)
+        rest = [asyncio.ensure_future(writer.write(f"w{i}")) for i in range(5)]
+        await asyncio.sleep(0.05)
+        go_on.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert results == ["wrote first", *(f"wrote w{i}" for i in range(5))]
+    assert joined == [["w0", "w1", "w2"], []]  # 1 + 3 = MAX_BATCH; w3, w4 the next batch
+    assert calls == [4, 2]
+    assert len(commits) == 2
+    assert _rows(factory) == ["first", *(f"w{i}" for i in range(5))]
+
+
+def test_a_failing_joined_batch_is_rerun_write_by_write_joined_writes_included(
+    engine: Engine,
+) -> None:
+    factory = make_session_factory(engine)
+    started, go_on = threading.Event(), threading.Event()
+    joined: list[list[str]] = []
+
+    def waits_then_joins(
+        session: Session, names: Sequence[str], join: group.Joiner[str]
+    ) -> list[str]:
+        if "first" in names:
+            started.set()
+            assert go_on.wait(10)
+        late = join()
+        if late:
+            joined.append(late)
+        return insert_all(session, [*names, *late])
+
+    async def main() -> list[str | BaseException]:
+        writer = group_writer(factory, waits_then_joins, joins=True)
+        writer.on_loop_first = False
+        first = asyncio.ensure_future(writer.write("first"))
+        while not started.is_set():
+            await asyncio.sleep(0.005)
+        rest = [asyncio.ensure_future(writer.write(n)) for n in ("a", "first", "b")]
+        await asyncio.sleep(0.05)
+        go_on.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert joined == [["a", "first", "b"]]  # then each alone: nothing left to join
+    assert results[0] == "wrote first"
+    assert results[1] == "wrote a"
+    assert isinstance(results[2], IntegrityError)  # the duplicate, joined, fails alone
+    assert results[3] == "wrote b"
+    assert _rows(factory) == ["first", "a", "b"]

@@ -41,6 +41,23 @@ class LogEntry(NamedTuple):
     record: Mapping[str, Any]
 
 
+class HashedEntry(NamedTuple):
+    """An entry with its canonical JSON and leaf hash, made before the head's lock is taken."""
+
+    entry: LogEntry
+    payload: bytes
+    digest: bytes
+
+
+def hash_entries(entries: Sequence[LogEntry]) -> list[HashedEntry]:
+    """The entries' canonical JSON and leaf hashes (they need no lock: see append_many)."""
+    hashed = []
+    for entry in entries:
+        payload = canonical_json(entry.record)
+        hashed.append(HashedEntry(entry, payload, leaf_hash(payload)))
+    return hashed
+
+
 @dataclass(frozen=True)
 class InclusionProof:
     """Leaf ``seq`` is in the tree of ``tree_size`` leaves with ``root_hash``: ``path`` shows it."""
@@ -96,29 +113,41 @@ class AuditLog:
         see :meth:`append_many`."""
         return self.append_many(session, [LogEntry(organisation_id, decision_id, record)])[0]
 
+    def lock_for_append(self, batch: WriteBatch) -> repo.HeadState:
+        """Take the head's write lock in ``batch``'s transaction, before the entries of an
+        :meth:`append_many` are known (see ``GroupWriter``'s joining batches)."""
+        return repo.lock_head_for_append(batch)
+
     def append_many(
-        self, session: Session, entries: Sequence[LogEntry], batch: WriteBatch | None = None
+        self,
+        session: Session,
+        entries: Sequence[LogEntry] | Sequence[HashedEntry],
+        batch: WriteBatch | None = None,
+        head: repo.HeadState | None = None,
     ) -> list[AuditLeaf]:
         """Add the entries' records as the next leaves, in order, in ``session``'s transaction.
 
-        The leaves are hashed before the head's lock is taken. The head's size grows at once
-        (which takes its lock); its compact range, the leaf rows and the inner nodes are written
+        Entries not given hashed (:func:`hash_entries`) are hashed first, before the head's
+        lock is taken unless ``head`` says it is held. The head's size grows at once (which
+        takes its lock); its compact range, the leaf rows and the inner nodes are written
         with ``batch`` when the caller sends it, or before this returns if no batch is given.
         The returned objects are not in the session, and nothing of the session is flushed, so
         a changed row of the caller's is written once, at its commit, with the seq the caller
         takes from its leaf. For every size the append passes through that is a multiple of
         ``audit_checkpoint_every``, a checkpoint of it is signed in the same transaction (from
-        the head's compact range: O(log n)).
+        the head's compact range: O(log n)). ``head``: the head as :meth:`lock_for_append`
+        read it in this transaction, for entries known only once the lock was taken.
         """
         if not entries:
             return []
         own_batch = batch is None
         if batch is None:
             batch = WriteBatch(session)
-        payloads = [canonical_json(entry.record) for entry in entries]
-        digests = [leaf_hash(payload) for payload in payloads]
+        hashed = [e if isinstance(e, HashedEntry) else hash_entries([e])[0] for e in entries]
         every = self.checkpoint_every
-        start, roots = repo.append_to_head(batch, digests, lambda size: size % every == 0)
+        start, roots = repo.append_to_head(
+            batch, [h.digest for h in hashed], lambda size: size % every == 0, head
+        )
         leaves = [
             AuditLeaf(
                 seq=start + offset,
@@ -127,9 +156,7 @@ class AuditLog:
                 organisation_id=entry.organisation_id,
                 decision_id=entry.decision_id,
             )
-            for offset, (entry, payload, digest) in enumerate(
-                zip(entries, payloads, digests, strict=True)
-            )
+            for offset, (entry, payload, digest) in enumerate(hashed)
         ]
         batch.insert_objects(leaves)
         for size, root in roots.items():

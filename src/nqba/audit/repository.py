@@ -44,8 +44,33 @@ _GROW_HEAD = (
 )
 
 
+_LOCK_HEAD = {
+    True: "SELECT tree_size, compact_range FROM audit_head WHERE id = 1 FOR UPDATE",
+    # SQLite has no row locks: a no-op UPDATE takes the database's write lock, if not held
+    False: "UPDATE audit_head SET tree_size = tree_size WHERE id = 1 "
+    "RETURNING tree_size, compact_range",
+}
+
+
+class HeadState(NamedTuple):
+    """The head as read under its write lock: the log's size and packed compact range."""
+
+    size: int
+    compact_range: bytes
+
+
+def lock_head_for_append(batch: WriteBatch) -> HeadState:
+    """Take the head row's write lock in ``batch``'s transaction and read it, for an
+    :func:`append_to_head` whose leaves are known only once the lock is held."""
+    size, packed = batch.fetch_one(_LOCK_HEAD[batch.postgresql], ())
+    return HeadState(int(size), bytes(packed or b""))
+
+
 def append_to_head(
-    batch: WriteBatch, leaves: Sequence[bytes], roots_at: Callable[[int], bool]
+    batch: WriteBatch,
+    leaves: Sequence[bytes],
+    roots_at: Callable[[int], bool],
+    head: HeadState | None = None,
 ) -> tuple[int, dict[int, bytes]]:
     """Append ``leaves`` to the head (size + len(leaves), compact range updated, under the
     row's lock), and store the inner nodes they complete, in ``batch``'s transaction.
@@ -54,10 +79,16 @@ def append_to_head(
     through for which ``roots_at(size)`` holds (what a checkpoint of that size signs). The
     UPDATE run here takes the row's write lock, so the compact range read with it cannot change
     before ``batch`` writes its successor (with the completed nodes, when the caller sends it).
-    They touch no mapped object: this is every decision's hot path.
+    They touch no mapped object: this is every decision's hot path. ``head``: the head as
+    :func:`lock_head_for_append` read it in this transaction (its size is then written here).
     """
-    size, packed = batch.fetch_one(_GROW_HEAD, (len(leaves),))
-    start = int(size) - len(leaves)
+    values: dict[str, Any] = {}
+    if head is None:
+        size, packed = batch.fetch_one(_GROW_HEAD, (len(leaves),))
+        start = int(size) - len(leaves)
+    else:
+        start, packed = head
+        values["tree_size"] = start + len(leaves)
     nodes = merkle.unpack_nodes(bytes(packed or b""))
     completed: list[tuple[merkle.NodeKey, bytes]] = []
     roots: dict[int, bytes] = {}
@@ -66,7 +97,8 @@ def append_to_head(
         completed += done
         if roots_at(start + offset + 1):
             roots[start + offset + 1] = merkle.compact_root(nodes)
-    batch.update(AuditHead, {"id": 1}, {"compact_range": merkle.pack_nodes(nodes)})
+    values["compact_range"] = merkle.pack_nodes(nodes)
+    batch.update(AuditHead, {"id": 1}, values)
     batch.insert(AuditNode, [{"level": lv, "idx": i, "node_hash": h} for (lv, i), h in completed])
     return start, roots
 

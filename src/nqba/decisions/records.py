@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from nqba.audit.log import LogEntry
+from nqba.audit.log import HashedEntry, LogEntry, hash_entries
 from nqba.audit.merkle import canonical_json
 from nqba.store.models import AuditLeaf, Decision
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from nqba.audit.log import AuditLog
+    from nqba.audit.repository import HeadState
     from nqba.store.batch import WriteBatch
 
 RECORD_TYPE = "nqba.decision/v1"
@@ -98,24 +99,29 @@ def decision_record(decision: AnyDecision) -> dict[str, Any]:
     }
 
 
+def decision_entries(decisions: Sequence[AnyDecision]) -> list[HashedEntry]:
+    """The decisions' log entries, hashed (no lock needed: see AuditLog.append_many)."""
+    return hash_entries([LogEntry(d.organisation_id, d.id, decision_record(d)) for d in decisions])
+
+
 def append_decision_leaves(
     audit: AuditLog,
     session: Session,
     decisions: Sequence[AnyDecision],
     batch: WriteBatch | None = None,
+    head: HeadState | None = None,
+    entries: Sequence[HashedEntry] | None = None,
 ) -> list[AuditLeaf]:
     """Append each decision's record to the log in ``session``'s transaction, in order, and
-    set its ``audit_seq`` (the log's rows written with ``batch``, if given: see
-    AuditLog.append_many).
+    set its ``audit_seq`` (the log's rows written with ``batch``, if given, after ``head``,
+    if given: see AuditLog.append_many). ``entries``: the decisions' own, if made already.
 
     Nothing is flushed meanwhile: a stored decision is written once, at the commit, with its
     seq; a new one (its id set) is inserted afterwards, by the caller.
     """
-    leaves = audit.append_many(
-        session,
-        [LogEntry(d.organisation_id, d.id, decision_record(d)) for d in decisions],
-        batch,
-    )
+    if entries is None:
+        entries = decision_entries(decisions)
+    leaves = audit.append_many(session, entries, batch, head)
     for decision, leaf in zip(decisions, leaves, strict=True):
         decision.audit_seq = leaf.seq
     return leaves

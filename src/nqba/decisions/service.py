@@ -26,6 +26,7 @@ from nqba.decisions.records import (
     DecisionDraft,
     append_decision_leaf,
     append_decision_leaves,
+    decision_entries,
     digest,
 )
 from nqba.decisions.registry import (
@@ -59,7 +60,7 @@ from nqba.jobs.repository import (
 from nqba.jobs.runners import enqueue_after_commit
 from nqba.store.base import new_id, utcnow
 from nqba.store.batch import WriteBatch
-from nqba.store.group import group_writer
+from nqba.store.group import Joiner, group_writer
 from nqba.store.models import Decision, IdempotencyRecord
 from nqba.store.session import read_session, write_transaction
 from nqba.telemetry.metrics import DECISION_LATENCY, SOLVER_SECONDS
@@ -347,13 +348,24 @@ class _InlineWrite:
     fingerprint: str
 
 
-def _write_inline(session: Session, writes: Sequence[_InlineWrite]) -> list[dict[str, Any]]:
+def _write_inline(
+    session: Session, writes: Sequence[_InlineWrite], join: Joiner[_InlineWrite]
+) -> list[dict[str, Any]]:
     """Append the decisions' leaves, insert their rows (and their keys' answers) in
     ``session``'s transaction: on PostgreSQL two statements for the whole batch (the head's
-    UPDATE, then one WriteBatch), on SQLite one per table. Their answers, in order."""
+    lock and read, then one WriteBatch), on SQLite one per table. The decisions queued while
+    the lock was awaited join the batch once it is held. Their answers, in order (``writes``,
+    then the joined)."""
     decisions = [w.decision for w in writes]
+    entries = decision_entries(decisions)  # hashed before the lock
     batch = WriteBatch(session)
-    leaves = append_decision_leaves(writes[0].audit, session, decisions, batch)  # audit_seq
+    audit = writes[0].audit
+    head = audit.lock_for_append(batch)
+    joined = join()
+    writes = [*writes, *joined]
+    decisions += [w.decision for w in joined]
+    entries += decision_entries(decisions[len(entries) :])
+    leaves = append_decision_leaves(audit, session, decisions, batch, head, entries)  # audit_seq
     batch.insert(Decision, [d.row() for d in decisions])
     bodies = [response_body(d, leaf.leaf_hash) for d, leaf in zip(decisions, leaves, strict=True)]
     replies = [
@@ -384,7 +396,7 @@ async def _decide_inline(
     write = _InlineWrite(services.audit, decision, principal, key, path, fingerprint)
     try:
         # committed with the other decisions written meanwhile (group commit)
-        body = await group_writer(services.session_factory, _write_inline).write(write)
+        body = await group_writer(services.session_factory, _write_inline, joins=True).write(write)
     except IntegrityError:
         if key is None:
             raise
