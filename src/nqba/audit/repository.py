@@ -1,8 +1,9 @@
 """Every query of the audit tables (and the decision rows the verifier compares with).
 
 Functions take the caller's session and never commit. ``audit_head`` holds the log's size;
-``UPDATE audit_head ... RETURNING`` takes that row's write lock, which is how appends and
-checkpoint signing are serialised on PostgreSQL and SQLite alike.
+``UPDATE audit_head ... RETURNING`` (or, for a batch that first locks the head, ``SELECT ...
+FOR UPDATE`` on PostgreSQL) takes that row's write lock, which is how appends and checkpoint
+signing are serialised on PostgreSQL and SQLite alike.
 """
 
 from __future__ import annotations
