@@ -215,6 +215,24 @@ def test_a_sqlite_writer_busy_elsewhere_is_waited_for_off_the_loop(tmp_path: Pat
     engine.dispose()
 
 
+async def _held_first_then(
+    writer: GroupWriter[str, str],
+    started: threading.Event,
+    go_on: threading.Event,
+    names: Sequence[str],
+) -> list[str | BaseException]:
+    """Write "first" in a thread batch that waits for ``go_on`` once ``started``, queue
+    ``names`` meanwhile, then let it go on; every write's result, "first"'s first."""
+    writer.on_loop_first = False  # as on PostgreSQL: every batch runs in a thread
+    first = asyncio.ensure_future(writer.write("first"))
+    while not started.is_set():
+        await asyncio.sleep(0.005)
+    rest = [asyncio.ensure_future(writer.write(n)) for n in names]
+    await asyncio.sleep(0.05)
+    go_on.set()
+    return await asyncio.gather(first, *rest, return_exceptions=True)
+
+
 def test_writes_queued_while_a_batch_runs_in_a_thread_make_the_next_batch(
     engine: Engine,
 ) -> None:
@@ -229,15 +247,9 @@ def test_writes_queued_while_a_batch_runs_in_a_thread_make_the_next_batch(
         return insert_all(session, names)
 
     async def main() -> list[str | BaseException]:
-        writer = group_writer(factory, slow_first)
-        writer.on_loop_first = False  # as on PostgreSQL: every batch runs in a thread
-        first = asyncio.ensure_future(writer.write("first"))
-        while not started.is_set():
-            await asyncio.sleep(0.005)
-        rest = [asyncio.ensure_future(writer.write(f"w{i}")) for i in range(5)]
-        await asyncio.sleep(0.05)
-        go_on.set()
-        return await asyncio.gather(first, *rest, return_exceptions=True)
+        return await _held_first_then(
+            group_writer(factory, slow_first), started, go_on, [f"w{i}" for i in range(5)]
+        )
 
     results = asyncio.run(main())
     assert results == ["wrote first", *(f"wrote w{i}" for i in range(5))]
@@ -267,15 +279,12 @@ def test_writes_queued_while_a_joining_batch_waits_join_it_once_it_holds_the_loc
         return insert_all(session, [*names, *late])
 
     async def main() -> list[str | BaseException]:
-        writer = group_writer(factory, waits_then_joins, joins=True)
-        writer.on_loop_first = False  # as on PostgreSQL: every batch runs in a thread
-        first = asyncio.ensure_future(writer.write("first"))
-        while not started.is_set():
-            await asyncio.sleep(0.005)
-        rest = [asyncio.ensure_future(writer.write(f"w{i}")) for i in range(5)]
-        await asyncio.sleep(0.05)
-        go_on.set()
-        return await asyncio.gather(first, *rest, return_exceptions=True)
+        return await _held_first_then(
+            group_writer(factory, waits_then_joins, joins=True),
+            started,
+            go_on,
+            [f"w{i}" for i in range(5)],
+        )
 
     results = asyncio.run(main())
     assert results == ["wrote first", *(f"wrote w{i}" for i in range(5))]
@@ -304,15 +313,9 @@ def test_a_failing_joined_batch_is_rerun_write_by_write_joined_writes_included(
         return insert_all(session, [*names, *late])
 
     async def main() -> list[str | BaseException]:
-        writer = group_writer(factory, waits_then_joins, joins=True)
-        writer.on_loop_first = False
-        first = asyncio.ensure_future(writer.write("first"))
-        while not started.is_set():
-            await asyncio.sleep(0.005)
-        rest = [asyncio.ensure_future(writer.write(n)) for n in ("a", "first", "b")]
-        await asyncio.sleep(0.05)
-        go_on.set()
-        return await asyncio.gather(first, *rest, return_exceptions=True)
+        return await _held_first_then(
+            group_writer(factory, waits_then_joins, joins=True), started, go_on, ["a", "first", "b"]
+        )
 
     results = asyncio.run(main())
     assert joined == [["a", "first", "b"]]  # then each alone: nothing left to join
