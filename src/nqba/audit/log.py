@@ -1,7 +1,7 @@
 """The audit log in the database: append a leaf in the caller's transaction, sign checkpoints.
 
-Appending first increments the single ``audit_head`` row (``UPDATE ... RETURNING``), or
-locks and reads it (:meth:`AuditLog.lock_for_append`), which takes that row's lock, so
+Appending first locks and reads the single ``audit_head`` row (``SELECT ... FOR UPDATE`` on
+PostgreSQL, a no-op ``UPDATE ... RETURNING`` on SQLite), which takes that row's lock, so
 concurrent appends get consecutive sequence numbers with no gaps; the leaf row is then
 inserted in the same transaction as the decision it records. When the append makes the size a
 multiple of ``audit_checkpoint_every``, a checkpoint of the new size is signed in that same
@@ -129,10 +129,10 @@ class AuditLog:
         """Add the entries' records as the next leaves, in order, in ``session``'s transaction.
 
         Entries not given hashed (:func:`hash_entries`) are hashed first, before the head's
-        lock is taken unless ``head`` says it is held. Without ``head`` the head's size grows
-        at once (which takes its lock), else with ``batch``; its compact range, the leaf rows
-        and the inner nodes are written with ``batch`` when the caller sends it, or before this
-        returns if no batch is given.
+        lock is taken unless ``head`` says it is held. The head is then locked and read (unless
+        ``head`` is given); its size, compact range, the leaf rows and the inner nodes are
+        written with ``batch`` when the caller sends it, or before this returns if no batch is
+        given.
         The returned objects are not in the session, and nothing of the session is flushed, so
         a changed row of the caller's is written once, at its commit, with the seq the caller
         takes from its leaf. For every size the append passes through that is a multiple of

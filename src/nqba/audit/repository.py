@@ -1,9 +1,9 @@
 """Every query of the audit tables (and the decision rows the verifier compares with).
 
-Functions take the caller's session and never commit. ``audit_head`` holds the log's size;
-``UPDATE audit_head ... RETURNING`` (or, for a batch that first locks the head, ``SELECT ...
-FOR UPDATE`` on PostgreSQL) takes that row's write lock, which is how appends and checkpoint
-signing are serialised on PostgreSQL and SQLite alike.
+Functions take the caller's session and never commit. ``audit_head`` holds the log's size.
+Appends read it with ``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite appends and checkpoint
+signing with ``UPDATE audit_head ... RETURNING``. Either takes that row's write lock, which is
+how appends and checkpoint signing are serialised on PostgreSQL and SQLite alike.
 """
 
 from __future__ import annotations
@@ -39,12 +39,6 @@ class LeafRow(NamedTuple):
     created_at: datetime
 
 
-_GROW_HEAD = (
-    "UPDATE audit_head SET tree_size = tree_size + ? WHERE id = 1 "
-    "RETURNING tree_size, compact_range"
-)
-
-
 _LOCK_HEAD = {
     True: "SELECT tree_size, compact_range FROM audit_head WHERE id = 1 FOR UPDATE",
     # SQLite has no row locks: a no-op UPDATE takes the database's write lock, if not held
@@ -61,8 +55,9 @@ class HeadState(NamedTuple):
 
 
 def lock_head_for_append(batch: WriteBatch) -> HeadState:
-    """Take the head row's write lock in ``batch``'s transaction and read it, for an
-    :func:`append_to_head` whose leaves are known only once the lock is held."""
+    """Take the head row's write lock in ``batch``'s transaction and read it (what
+    :func:`append_to_head` appends after; a caller whose leaves are known only once the lock
+    is held calls it first)."""
     size, packed = batch.fetch_one(_LOCK_HEAD[batch.postgresql], ())
     return HeadState(int(size), bytes(packed or b""))
 
@@ -78,19 +73,13 @@ def append_to_head(
 
     Returns the size before the append and the root of the tree at each size the append passes
     through for which ``roots_at(size)`` holds (what a checkpoint of that size signs). The
-    UPDATE run here takes the row's write lock, so the compact range read with it cannot change
-    before ``batch`` writes its successor (with the completed nodes, when the caller sends it).
-    They touch no mapped object: this is every decision's hot path. ``head``: the head as
-    :func:`lock_head_for_append` read it in this transaction (its size is then written here).
+    head is read under its write lock (here, or by the caller: ``head``, as
+    :func:`lock_head_for_append` read it in this transaction), so it cannot change before
+    ``batch`` writes its successor (size, compact range and the completed nodes, when the caller
+    sends it). They touch no mapped object: this is every decision's hot path.
     """
-    values: dict[str, Any] = {}
-    if head is None:
-        size, packed = batch.fetch_one(_GROW_HEAD, (len(leaves),))
-        start = int(size) - len(leaves)
-    else:
-        start, packed = head
-        values["tree_size"] = start + len(leaves)
-    nodes = merkle.unpack_nodes(bytes(packed or b""))
+    start, packed = head if head is not None else lock_head_for_append(batch)
+    nodes = merkle.unpack_nodes(packed)
     completed: list[tuple[merkle.NodeKey, bytes]] = []
     roots: dict[int, bytes] = {}
     for offset, leaf in enumerate(leaves):
@@ -98,8 +87,10 @@ def append_to_head(
         completed += done
         if roots_at(start + offset + 1):
             roots[start + offset + 1] = merkle.compact_root(nodes)
-    values["compact_range"] = merkle.pack_nodes(nodes)
-    batch.update(AuditHead, {"id": 1}, values)
+    size = start + len(leaves)
+    batch.update(
+        AuditHead, {"id": 1}, {"tree_size": size, "compact_range": merkle.pack_nodes(nodes)}
+    )
     batch.insert(AuditNode, [{"level": lv, "idx": i, "node_hash": h} for (lv, i), h in completed])
     return start, roots
 

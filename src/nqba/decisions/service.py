@@ -363,8 +363,9 @@ def _write_inline(
     head = audit.lock_for_append(batch)
     joined = join()
     writes = [*writes, *joined]
-    decisions += [w.decision for w in joined]
-    entries += decision_entries(decisions[len(entries) :])
+    late = [w.decision for w in joined]
+    decisions += late
+    entries += decision_entries(late)
     leaves = append_decision_leaves(audit, session, decisions, batch, head, entries)  # audit_seq
     batch.insert(Decision, [d.row() for d in decisions])
     bodies = [response_body(d, leaf.leaf_hash) for d, leaf in zip(decisions, leaves, strict=True)]
